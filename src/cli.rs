@@ -1,0 +1,296 @@
+//! Command-line types, and their check into a validated [`RunConfig`]
+//! before any MPI work starts (every rank parses the same arguments, so
+//! every rank rejects bad ones the same way, with exit code 2).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use hpcmap::workloads::{mandelbrot, primes, square};
+use hpcmap::{MapOptions, Schedule};
+
+const AFTER_HELP: &str = "\
+Examples:
+  mpirun -n 8 hpcmap run square --items 1000000
+  mpirun -n 4 hpcmap run mandelbrot --width 2048 --height 2048 --max-iter 500 --output mandel.png
+  mpirun -n 4 hpcmap run wordcount --input a.txt b.txt --top 20
+  mpirun -n 2 hpcmap run primes --limit 10000000 --json runs.jsonl
+
+Exit codes: 0 success; 1 runtime error (unreadable input, unwritable output);
+2 usage error; 3 a rank failed (panic), the whole job was aborted.
+Logs: RUST_LOG=info (or debug) prints progress on stderr, one line per event, tagged with the rank.";
+
+/// Pool.map for a cluster: spread a map over MPI ranks, gather the results in
+/// order, and show where the time went.
+#[derive(Debug, Parser)]
+#[command(name = "hpcmap", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a built-in workload over all ranks of the MPI job (start it with mpirun).
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+}
+
+/// `hpcmap run`: options shared by every workload, then the workload.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workload and its own options.
+    #[command(subcommand)]
+    pub workload: WorkloadArgs,
+
+    /// How items are assigned to ranks.
+    #[arg(long, global = true, value_enum, default_value_t = Schedule::Static)]
+    pub schedule: Schedule,
+
+    /// Items per chunk [default: static: one block per rank].
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk: Option<u64>,
+
+    /// Compute threads per rank (MPI stays on one thread): ranks x threads cores.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+
+    /// Append the run's record as one JSON line to FILE (root only).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Print only the answer line.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Map only part I of K contiguous parts of the input (1-based), e.g. for job arrays.
+    #[arg(long, global = true, value_name = "I/K", value_parser = parse_part)]
+    pub part: Option<Part>,
+}
+
+/// The built-in workloads.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadArgs {
+    /// Squares of 1..N, the lecture's Pool.map(square, ...); answer: their sum.
+    Square {
+        /// N: how many items.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(0..=square::MAX_ITEMS))]
+        items: u64,
+    },
+    /// Monte Carlo estimate of pi from random points, in a fixed number of seeded tasks.
+    Pi {
+        /// Total random points.
+        #[arg(long, default_value_t = 10_000_000)]
+        samples: u64,
+        /// Tasks (items) the points are split into, independent of the rank count.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        tasks: u64,
+        /// Seed of the run; each task derives its own generator from it.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Mandelbrot iteration counts, one image row per item (an irregular workload).
+    Mandelbrot {
+        /// Image width in pixels.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+        width: u32,
+        /// Image height in pixels (the number of items).
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+        height: u32,
+        /// Iterations before a point counts as inside the set.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=mandelbrot::MAX_ITER as i64))]
+        max_iter: u32,
+        /// Write the image to FILE (.png or .pgm).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Count the primes below N with a segmented sieve, one block per item.
+    Primes {
+        /// N: count primes below it.
+        #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000_000))]
+        limit: u64,
+        /// Numbers per block (item).
+        #[arg(long, default_value_t = primes::DEFAULT_BLOCK, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        block: u64,
+    },
+    /// Word counts over text files (map-reduce); prints the most frequent words.
+    Wordcount {
+        /// UTF-8 text files.
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        input: Vec<PathBuf>,
+        /// How many of the most frequent words to show.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Synthetic CPU-bound items of controllable cost and imbalance.
+    Spin {
+        /// Number of items.
+        #[arg(long, default_value_t = 1000)]
+        items: u64,
+        /// Busy time of the first item in microseconds.
+        #[arg(long, default_value_t = 100.0, value_parser = parse_micros)]
+        micros: f64,
+        /// The last item costs (1 + skew) times the first, ramping linearly.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_skew)]
+        skew: f64,
+    },
+}
+
+/// Part `index` (1-based) of `count` contiguous parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Which part, 1..=count.
+    pub index: u64,
+    /// How many parts.
+    pub count: u64,
+}
+
+impl Part {
+    /// The item range of this part of `items` items.
+    pub fn range(&self, items: usize) -> std::ops::Range<usize> {
+        let at = |i: u64| (items as u128 * u128::from(i) / u128::from(self.count)) as usize;
+        at(self.index - 1)..at(self.index)
+    }
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+fn parse_part(s: &str) -> Result<Part, String> {
+    let err = || format!("expected I/K with 1 <= I <= K, e.g. 2/8; got '{s}'");
+    let (i, k) = s.split_once('/').ok_or_else(err)?;
+    let (index, count) = (
+        i.trim().parse::<u64>().map_err(|_| err())?,
+        k.trim().parse::<u64>().map_err(|_| err())?,
+    );
+    if index == 0 || index > count {
+        return Err(err());
+    }
+    Ok(Part { index, count })
+}
+
+fn parse_nonnegative(s: &str, max: f64) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() || !(0.0..=max).contains(&v) {
+        return Err(format!("must be between 0 and {max}, got {s}"));
+    }
+    Ok(v)
+}
+
+fn parse_micros(s: &str) -> Result<f64, String> {
+    parse_nonnegative(s, 1e9)
+}
+
+fn parse_skew(s: &str) -> Result<f64, String> {
+    parse_nonnegative(s, 1e6)
+}
+
+/// A validated `run`: everything checked that can be checked without MPI.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// The workload.
+    pub workload: WorkloadArgs,
+    /// Schedule and chunking.
+    pub map: MapOptions,
+    /// Threads per rank.
+    pub threads: usize,
+    /// JSON-lines file to append to.
+    pub json: Option<PathBuf>,
+    /// Print only the answer.
+    pub quiet: bool,
+    /// Only this part of the input.
+    pub part: Option<Part>,
+}
+
+impl RunArgs {
+    /// Checks what clap cannot express.
+    ///
+    /// # Errors
+    /// A message for the user; the caller exits with code 2.
+    pub fn validate(self) -> Result<RunConfig, String> {
+        if let WorkloadArgs::Mandelbrot {
+            output: Some(path), ..
+        } = &self.workload
+        {
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if !matches!(ext.as_deref(), Some("png" | "pgm")) {
+                return Err(format!(
+                    "--output {}: the image format comes from the extension: use .png or .pgm",
+                    path.display()
+                ));
+            }
+            if self.part.is_some() {
+                return Err(
+                    "--output cannot be combined with --part: a part is not a whole image".into(),
+                );
+            }
+        }
+        Ok(RunConfig {
+            workload: self.workload,
+            map: MapOptions {
+                schedule: self.schedule,
+                chunk: self.chunk.map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
+            },
+            threads: usize::from(self.threads),
+            json: self.json,
+            quiet: self.quiet,
+            part: self.part,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunConfig, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command;
+        run.validate()
+    }
+
+    #[test]
+    fn common_options_may_follow_the_workload() {
+        let c = parse(&[
+            "hpcmap",
+            "run",
+            "square",
+            "--items",
+            "5",
+            "--threads",
+            "2",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(c.threads, 2);
+        assert!(c.quiet);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(parse(&["hpcmap", "run", "square", "--items", "-3"]).is_err());
+        assert!(parse(&["hpcmap", "run", "square", "--chunk", "0"]).is_err());
+        assert!(parse(&["hpcmap", "run", "mandelbrot", "--max-iter", "70000"]).is_err());
+        assert!(parse(&["hpcmap", "run", "mandelbrot", "--output", "x.jpg"]).is_err());
+        assert!(parse(&["hpcmap", "run", "spin", "--micros", "nan"]).is_err());
+        assert!(parse(&["hpcmap", "run", "wordcount"]).is_err());
+        assert!(parse(&["hpcmap", "run", "square", "--part", "0/3"]).is_err());
+        assert!(parse(&["hpcmap", "run", "square", "--part", "4/3"]).is_err());
+    }
+
+    #[test]
+    fn parts_tile_the_input() {
+        let parts: Vec<_> = (1..=3)
+            .map(|i| Part { index: i, count: 3 }.range(10))
+            .collect();
+        assert_eq!(parts, [0..3, 3..6, 6..10]);
+    }
+}

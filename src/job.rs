@@ -1,0 +1,158 @@
+//! One `hpcmap run`: build the workload, share the root's readiness, map,
+//! and on the root write outputs and the report.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use hpcmap::report::{RunRecord, json, text};
+use hpcmap::workloads::{
+    Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
+    wordcount::WordCount,
+};
+use hpcmap::{MapError, Pool};
+
+use crate::cli::{RunConfig, WorkloadArgs};
+use crate::files::{PendingFile, open_append};
+
+/// Runs the configured workload on every rank.
+///
+/// # Errors
+/// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
+/// when the root could not start (the root prints the reason).
+pub fn run(pool: &Pool, config: &RunConfig) -> anyhow::Result<()> {
+    match &config.workload {
+        WorkloadArgs::Square { items } => execute(pool, config, &Square { items: *items }),
+        WorkloadArgs::Pi {
+            samples,
+            tasks,
+            seed,
+        } => execute(
+            pool,
+            config,
+            &Pi {
+                samples: *samples,
+                tasks: *tasks,
+                seed: *seed,
+            },
+        ),
+        WorkloadArgs::Mandelbrot {
+            width,
+            height,
+            max_iter,
+            output,
+        } => execute(
+            pool,
+            config,
+            &Mandelbrot {
+                width: *width,
+                height: *height,
+                max_iter: *max_iter,
+                output: output.clone(),
+            },
+        ),
+        WorkloadArgs::Primes { limit, block } => {
+            execute(pool, config, &Primes::new(*limit, *block))
+        }
+        WorkloadArgs::Wordcount { input, top } => execute(
+            pool,
+            config,
+            &WordCount {
+                inputs: input.clone(),
+                top: *top,
+            },
+        ),
+        WorkloadArgs::Spin {
+            items,
+            micros,
+            skew,
+        } => execute(
+            pool,
+            config,
+            &Spin {
+                items: *items,
+                micros: *micros,
+                skew: *skew,
+            },
+        ),
+    }
+}
+
+/// What the root holds before the map: the input and the files it will write.
+struct Prepared<T> {
+    items: Vec<T>,
+    prepare_s: f64,
+    json: Option<std::fs::File>,
+    output: Option<PendingFile>,
+}
+
+/// Root only: opens output files first (fail fast), then builds the input.
+fn prepare<W: Workload>(config: &RunConfig, w: &W) -> anyhow::Result<Prepared<W::Item>> {
+    let json = config.json.as_deref().map(open_append).transpose()?;
+    let output = w.output_path().map(PendingFile::create).transpose()?;
+    let start = Instant::now();
+    let mut items = w.items()?;
+    if let Some(part) = config.part {
+        let range = part.range(items.len());
+        items.truncate(range.end);
+        items.drain(..range.start);
+    }
+    let prepare_s = start.elapsed().as_secs_f64();
+    info!(items = items.len(), seconds = prepare_s, "input built");
+    Ok(Prepared {
+        items,
+        prepare_s,
+        json,
+        output,
+    })
+}
+
+fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Result<()> {
+    let mut prepared = None;
+    let mut failure = None;
+    if pool.is_root() {
+        match prepare(config, w) {
+            Ok(p) => prepared = Some(p),
+            Err(e) => failure = Some(e),
+        }
+    }
+    // Everyone learns whether the root is ready, so nobody waits in a
+    // collective the root will never enter.
+    let ready: bool = pool.broadcast(pool.is_root().then_some(&failure.is_none()));
+    if !ready {
+        return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
+    }
+
+    let input = prepared.as_ref().map(|p| &p.items[..]);
+    let mapped = pool.map_with(input, &config.map, |item| w.map(item))?;
+    info!(
+        compute_s = mapped.stats.phases.compute.max,
+        "this rank's share is done"
+    );
+    let (Some(results), Some(prepared)) = (mapped.results, prepared) else {
+        return Ok(());
+    };
+
+    let answer = w.answer(&results);
+    if let Some(file) = prepared.output {
+        file.commit(|out| w.write_output(&results, out))?;
+    }
+    let record = RunRecord::new(
+        w.name(),
+        &mapped.stats,
+        pool.hosts(),
+        prepared.prepare_s,
+        answer,
+        config.part.map(|p| p.to_string()),
+    );
+    if config.quiet {
+        println!("answer: {}", record.answer.text);
+    } else {
+        print!("{}", text::render(&record));
+    }
+    if let (Some(mut file), Some(path)) = (prepared.json, &config.json) {
+        json::write_line(&record, &mut file)
+            .map_err(|e| anyhow::anyhow!("cannot append to --json file {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

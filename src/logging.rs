@@ -1,0 +1,47 @@
+//! `tracing` to stderr, every line tagged with the MPI rank, filtered by `RUST_LOG`.
+
+use std::fmt;
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{self, Format, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, time::Uptime};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The default format behind a `[rank N]` prefix.
+struct RankFormat {
+    rank: usize,
+    inner: Format<format::Full, Uptime>,
+}
+
+impl<S, N> FormatEvent<S, N> for RankFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "[rank {}] ", self.rank)?;
+        self.inner.format_event(ctx, writer, event)
+    }
+}
+
+/// Starts logging for `rank`; the level comes from `RUST_LOG` (default: warn).
+pub fn init(rank: usize) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let format = RankFormat {
+        rank,
+        inner: Format::default()
+            .with_timer(Uptime::default())
+            .with_target(false),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(format)
+        .try_init();
+}

@@ -1,0 +1,258 @@
+//! `Pool`: MPI set-up, the map entry point, and typed messages between ranks.
+//!
+//! Every rank of the job creates one `Pool` and calls the same methods in the
+//! same order (SPMD). Collective methods say so; the root (rank 0) holds the
+//! input and receives the results, the other ranks get `None` back.
+
+use mpi::environment::Universe;
+use mpi::{Threading, topology::SimpleCommunicator};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::codec;
+use crate::comm::Comm;
+use crate::error::MapError;
+use crate::failure::{fatal, install_panic_hook};
+use crate::kernel::Kernel;
+use crate::schedule::{self, MapOptions, Schedule};
+use crate::stats::MapStats;
+
+/// Why a pool could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// MPI was already initialized in this process (only one pool per process).
+    #[error("MPI is already initialized in this process: create one Pool per process")]
+    AlreadyInitialized,
+    /// The worker thread pool could not be built.
+    #[error("cannot start {threads} compute threads: {source}")]
+    Threads {
+        /// Requested thread count.
+        threads: usize,
+        /// rayon's reason.
+        source: rayon::ThreadPoolBuildError,
+    },
+}
+
+/// The outcome of one map.
+#[derive(Debug)]
+pub struct Mapped<U> {
+    /// The results in input order on the root; `None` on every other rank.
+    pub results: Option<Vec<U>>,
+    /// Measurements: complete on the root, this rank's own on the others.
+    pub stats: MapStats,
+}
+
+/// A process pool spanning every rank of the MPI job.
+///
+/// ```no_run
+/// // Run under `mpirun -n 5`: the lecture's Pool(5).map(square, [1, 2, 3]).
+/// let pool = hpcmap::Pool::init().unwrap();
+/// let input = pool.is_root().then(|| vec![1u64, 2, 3]);
+/// let mapped = pool.map(input.as_deref(), |x: u64| x * x).unwrap();
+/// if let Some(squares) = mapped.results {
+///     assert_eq!(squares, [1, 4, 9]);
+/// }
+/// ```
+pub struct Pool {
+    comm: Comm,
+    kernel: Kernel,
+    hosts: Vec<String>,
+    // Dropped last: finalizes MPI.
+    _universe: Universe,
+}
+
+impl Pool {
+    /// Collective: initializes MPI and gathers every rank's hostname on the root.
+    ///
+    /// Installs a panic hook that aborts the whole job (naming the rank and
+    /// the item being mapped), so a panic on one rank never leaves the others
+    /// blocked. Compute uses one thread per rank; see [`Pool::with_threads`].
+    ///
+    /// # Errors
+    /// [`PoolError::AlreadyInitialized`] when MPI is already up in this process.
+    pub fn init() -> Result<Pool, PoolError> {
+        // Funneled: only the main thread talks MPI; compute threads never do.
+        let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)
+            .ok_or(PoolError::AlreadyInitialized)?;
+        let comm = Comm::new(universe.world());
+        let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
+        install_panic_hook(comm.rank() as i32, host.clone());
+        let hosts = gather_hosts(&comm, host);
+        let kernel = Kernel::new(1).expect("one thread needs no pool");
+        Ok(Pool {
+            comm,
+            kernel,
+            hosts,
+            _universe: universe,
+        })
+    }
+
+    /// Maps with `threads` compute threads per rank (hybrid ranks x threads).
+    ///
+    /// # Errors
+    /// [`PoolError::Threads`] when the threads cannot be started.
+    pub fn with_threads(mut self, threads: usize) -> Result<Pool, PoolError> {
+        self.kernel =
+            Kernel::new(threads).map_err(|source| PoolError::Threads { threads, source })?;
+        Ok(self)
+    }
+
+    /// This process's rank (0 is the root).
+    pub fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+
+    /// Number of ranks in the job.
+    pub fn size(&self) -> usize {
+        self.comm.size()
+    }
+
+    /// Whether this is the root rank, which holds the input and gets the results.
+    pub fn is_root(&self) -> bool {
+        self.comm.is_root()
+    }
+
+    /// Compute threads per rank.
+    pub fn threads(&self) -> usize {
+        self.kernel.threads()
+    }
+
+    /// Hostname of every rank, by rank, on the root; this rank's own elsewhere.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// Distinct hostnames in first-seen order (the job's nodes, on the root).
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = Vec::new();
+        for h in &self.hosts {
+            if !nodes.contains(h) {
+                nodes.push(h.clone());
+            }
+        }
+        nodes
+    }
+
+    /// The world communicator, for code that needs rsmpi directly.
+    pub fn world(&self) -> &SimpleCommunicator {
+        self.comm.world()
+    }
+
+    /// Collective: `Pool.map` with the default options (static schedule, one
+    /// block per rank). See [`Pool::map_with`].
+    pub fn map<T, U, F>(&self, input: Option<&[T]>, f: F) -> Result<Mapped<U>, MapError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+    {
+        self.map_with(input, &MapOptions::default(), f)
+    }
+
+    /// Collective: applies `f` to every input item on some rank and returns the
+    /// results in input order on the root.
+    ///
+    /// Every rank must call it with the same `options`; the root passes
+    /// `Some(input)`, the others `None` (it is ignored there). The root maps a
+    /// share too. Items are serialized with bincode, moved as chunks, and each
+    /// rank maps its chunks with [`Pool::threads`] threads.
+    ///
+    /// # Errors
+    /// [`MapError::TooLarge`] when one collective would move over 2 GiB,
+    /// [`MapError::Codec`] when an input item fails to serialize on the root,
+    /// and [`MapError::RootFailed`] on the other ranks in either case. All
+    /// ranks return the error, so none is left blocked.
+    ///
+    /// # Panics
+    /// When the root passes `None`. A panic inside `f` on any rank aborts the
+    /// whole job with a message naming the rank and the item index.
+    pub fn map_with<T, U, F>(
+        &self,
+        input: Option<&[T]>,
+        options: &MapOptions,
+        f: F,
+    ) -> Result<Mapped<U>, MapError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+    {
+        if options.chunk == Some(0) {
+            return Err(MapError::Invalid("chunk size must be at least 1".into()));
+        }
+        match options.schedule {
+            Schedule::Static => {
+                schedule::scatter::run(&self.comm, &self.kernel, input, options.chunk, &f)
+            }
+        }
+    }
+
+    /// Collective: every rank gets the root's `value` (others pass `None`).
+    ///
+    /// # Panics
+    /// When the root passes `None`.
+    pub fn broadcast<T: Serialize + DeserializeOwned>(&self, value: Option<&T>) -> T {
+        let mut bytes = if self.is_root() {
+            let value = value.expect("the root rank must pass Some(value) to broadcast");
+            codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()))
+        } else {
+            Vec::new()
+        };
+        self.comm.broadcast_bytes(&mut bytes);
+        codec::decode_value(&bytes).unwrap_or_else(|e| fatal(&e.to_string()))
+    }
+
+    /// Point-to-point: sends `value` to rank `dest` (a `Queue.put` across ranks).
+    pub fn send<T: Serialize>(&self, dest: usize, tag: i32, value: &T) {
+        let bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
+        self.comm.send_bytes(dest, tag, &bytes);
+    }
+
+    /// Point-to-point: receives a value sent with `tag` from `source`, or from
+    /// any rank when `None` (a `Queue.get`). Returns the sender's rank too.
+    pub fn receive<T: DeserializeOwned>(&self, source: Option<usize>, tag: i32) -> (T, usize) {
+        let (from, bytes) = self.comm.receive_bytes(source, tag);
+        let value = codec::decode_value(&bytes)
+            .unwrap_or_else(|e| fatal(&format!("message from rank {from}: {e}")));
+        (value, from)
+    }
+
+    /// Point-to-point both ways: sends `value` to `dest` while receiving from
+    /// `source`. Deadlock-free in rings and shifts, whatever the message size.
+    pub fn exchange<T: Serialize, U: DeserializeOwned>(
+        &self,
+        value: &T,
+        dest: usize,
+        source: usize,
+        tag: i32,
+    ) -> U {
+        let bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
+        let back = self.comm.exchange_bytes(&bytes, dest, source, tag);
+        codec::decode_value(&back)
+            .unwrap_or_else(|e| fatal(&format!("message from rank {source}: {e}")))
+    }
+
+    /// Collective: waits until every rank gets here.
+    pub fn barrier(&self) {
+        self.comm.barrier();
+    }
+}
+
+/// Collective: every rank's hostname, by rank, on the root.
+fn gather_hosts(comm: &Comm, host: String) -> Vec<String> {
+    let lens = comm.gather_u64s(&[host.len() as u64]);
+    let lens: Option<Vec<usize>> = lens.map(|l| l.into_iter().map(|x| x as usize).collect());
+    match comm.gather_bytes(host.as_bytes(), lens.as_deref()) {
+        Some(all) => {
+            let lens = lens.unwrap_or_default();
+            let mut at = 0;
+            lens.iter()
+                .map(|&l| {
+                    let name = String::from_utf8_lossy(&all[at..at + l]).into_owned();
+                    at += l;
+                    name
+                })
+                .collect()
+        }
+        None => vec![host],
+    }
+}

@@ -1,0 +1,107 @@
+//! What a `run` prints: one record per run, rendered as text or JSON lines.
+//!
+//! [`RunRecord`] is assembled on the root from the map's [`MapStats`], the
+//! pool's hosts and the workload's answer; `text` renders the readable
+//! report, `json` the one-line record that `--json` appends.
+
+pub mod json;
+pub mod text;
+
+use serde::Serialize;
+
+use crate::stats::{MapStats, Phases, RankStats};
+use crate::workloads::Answer;
+
+/// Everything known about one run, with the field names of the JSON record.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    /// Workload name.
+    pub workload: String,
+    /// Items mapped.
+    pub items: u64,
+    /// MPI ranks.
+    pub ranks: u64,
+    /// Distinct hostnames.
+    pub nodes: u64,
+    /// Hostname of each rank, by rank.
+    pub hosts: Vec<String>,
+    /// Compute threads per rank.
+    pub threads: u64,
+    /// Schedule name.
+    pub schedule: String,
+    /// Items per chunk.
+    pub chunk: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Root wall time of the map, input already built.
+    pub wall_s: f64,
+    /// Seconds the root spent building the input (not in `wall_s`).
+    pub prepare_s: f64,
+    /// Phase breakdown of `wall_s`.
+    pub phases: Phases,
+    /// Serialized input bytes.
+    pub bytes_scattered: u64,
+    /// Serialized result bytes.
+    pub bytes_gathered: u64,
+    /// Items per second of wall time.
+    pub items_per_s: f64,
+    /// Max over mean compute time.
+    pub imbalance: f64,
+    /// The workload's answer.
+    pub answer: Answer,
+    /// xxh3-64 of the ordered results' encoding, as 16 hex digits.
+    pub checksum: String,
+    /// `"I/K"` when only part I of K of the input was mapped.
+    pub part: Option<String>,
+    /// Per-rank work.
+    pub per_rank: Vec<RankStats>,
+}
+
+impl RunRecord {
+    /// Builds the record of a finished map on the root.
+    pub fn new(
+        workload: &str,
+        stats: &MapStats,
+        hosts: &[String],
+        prepare_s: f64,
+        answer: Answer,
+        part: Option<String>,
+    ) -> RunRecord {
+        let mut distinct: Vec<&String> = hosts.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        RunRecord {
+            workload: workload.to_string(),
+            items: stats.items,
+            ranks: stats.ranks,
+            nodes: distinct.len() as u64,
+            hosts: hosts.to_vec(),
+            threads: stats.threads,
+            schedule: stats.schedule.clone(),
+            chunk: stats.chunk,
+            chunks: stats.chunks,
+            wall_s: stats.wall_s,
+            prepare_s,
+            phases: stats.phases,
+            bytes_scattered: stats.bytes_scattered,
+            bytes_gathered: stats.bytes_gathered,
+            items_per_s: stats.items_per_s(),
+            imbalance: stats.imbalance(),
+            answer,
+            checksum: format!("{:016x}", stats.checksum),
+            part,
+            per_rank: stats.per_rank.clone(),
+        }
+    }
+
+    /// Distinct hostnames in rank order of first appearance.
+    pub fn node_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for h in &self.hosts {
+            if !names.contains(&h.as_str()) {
+                names.push(h);
+            }
+        }
+        names
+    }
+}

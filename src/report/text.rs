@@ -1,0 +1,152 @@
+//! The readable report printed by the root after a run.
+
+use std::fmt::Write;
+
+use super::RunRecord;
+
+/// Bytes with a decimal unit, e.g. `80.0 MB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// Seconds with a readable unit, e.g. `12.3 ms`.
+pub fn human_seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.1} us", s * 1e6)
+    }
+}
+
+/// Renders the full report.
+pub fn render(r: &RunRecord) -> String {
+    let mut o = String::new();
+    let part = r
+        .part
+        .as_deref()
+        .map(|p| format!(", part {p}"))
+        .unwrap_or_default();
+    let p = &r.phases;
+    let share = |s: f64| {
+        if r.wall_s > 0.0 {
+            100.0 * s / r.wall_s
+        } else {
+            0.0
+        }
+    };
+    let _ = writeln!(o, "workload: {} ({} items{part})", r.workload, r.items);
+    let _ = writeln!(o, "ranks: {}", r.ranks);
+    let _ = writeln!(
+        o,
+        "threads: {} per rank ({} cores in use)",
+        r.threads,
+        r.ranks * r.threads
+    );
+    let _ = writeln!(o, "nodes: {} ({})", r.nodes, r.node_names().join(", "));
+    let _ = writeln!(
+        o,
+        "schedule: {}, {} chunks of up to {} items",
+        r.schedule, r.chunks, r.chunk
+    );
+    let _ = writeln!(
+        o,
+        "wall: {} ({:.0} items/s); input built in {} beforehand, not counted",
+        human_seconds(r.wall_s),
+        r.items_per_s,
+        human_seconds(r.prepare_s)
+    );
+    let _ = writeln!(o, "phases (root's view; compute across ranks):");
+    for (name, s, note) in [
+        ("split+serialize", p.serialize, ""),
+        ("scatter", p.scatter, ""),
+        (
+            "compute (root)",
+            root_compute(r),
+            "decode + map + encode on the root",
+        ),
+        ("wait", p.wait, "root idle, waiting for the slowest rank"),
+        ("gather", p.gather, ""),
+        ("deserialize+assemble", p.assemble, "includes the checksum"),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {name:<22}{:>12} {:>6.1}%  {note}",
+            human_seconds(s),
+            share(s)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  compute across ranks: min {} mean {} max {}",
+        human_seconds(p.compute.min),
+        human_seconds(p.compute.mean),
+        human_seconds(p.compute.max)
+    );
+    let _ = writeln!(
+        o,
+        "imbalance: {:.3} (max/mean compute; 1 is perfect)",
+        r.imbalance
+    );
+    let _ = writeln!(
+        o,
+        "bytes: scattered {} ({}), gathered {} ({})",
+        r.bytes_scattered,
+        human_bytes(r.bytes_scattered),
+        r.bytes_gathered,
+        human_bytes(r.bytes_gathered)
+    );
+    if r.ranks > 1 {
+        let _ = writeln!(
+            o,
+            "per rank:  rank       items  chunks     compute        wait  host"
+        );
+        for (rank, s) in r.per_rank.iter().enumerate() {
+            let host = r.hosts.get(rank).map_or("?", |h| h.as_str());
+            let _ = writeln!(
+                o,
+                "          {rank:>5} {:>11} {:>7} {:>11} {:>11}  {host}",
+                s.items,
+                s.chunks,
+                human_seconds(s.compute_s),
+                human_seconds(s.wait_s)
+            );
+        }
+    }
+    let _ = writeln!(o, "answer: {}", r.answer.text);
+    let _ = writeln!(o, "checksum: {}", r.checksum);
+    o
+}
+
+/// The root's own compute time (rank 0 of the per-rank table).
+fn root_compute(r: &RunRecord) -> f64 {
+    r.per_rank
+        .first()
+        .map_or(r.phases.compute.max, |s| s.compute_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(80_000_000), "80.0 MB");
+        assert_eq!(human_seconds(0.0123), "12.300 ms");
+        assert_eq!(human_seconds(2.5), "2.500 s");
+        assert_eq!(human_seconds(0.0000015), "1.5 us");
+    }
+}

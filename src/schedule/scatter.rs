@@ -1,0 +1,250 @@
+//! The static schedule: one Scatterv out, one Gatherv back.
+//!
+//! 1. Root serializes every rank's chunks back to back and broadcasts a
+//!    header `[status, items, chunk]` so all ranks know the plan (or that the
+//!    root failed, so nobody blocks in a collective the root never enters).
+//! 2. Scatter of byte counts, Scatterv of the bytes.
+//! 3. Each rank decodes, maps and encodes its chunks.
+//! 4. Gatherv of a counter row per rank (items, chunks, times, result byte
+//!    length of each chunk). The root blocks here until the slowest rank is
+//!    done: that is the "wait" phase.
+//! 5. Root broadcasts whether the result fits one Gatherv, then gathers the
+//!    result bytes and walks the chunks in item order to decode and checksum.
+
+use std::time::Instant;
+
+use serde::{Serialize, de::DeserializeOwned};
+use xxhash_rust::xxh3::Xxh3Default;
+
+use crate::comm::{Comm, counts_and_displs};
+use crate::error::MapError;
+use crate::failure::fatal;
+use crate::kernel::Kernel;
+use crate::plan::Plan;
+use crate::pool::Mapped;
+use crate::stats::{MapStats, Phases, RankStats, Spread};
+use crate::{codec, schedule::Schedule};
+
+const OK: u64 = 0;
+const FAILED: u64 = 1;
+/// Counters at the head of each rank's row: items, chunks, compute ns, scatter ns.
+const FIXED: usize = 4;
+
+/// Root-side serialized input: all bytes plus each rank's share.
+struct Serialized {
+    bytes: Vec<u8>,
+    per_rank: Vec<usize>,
+}
+
+fn serialize<T: Serialize>(input: &[T], plan: &Plan) -> Result<Serialized, MapError> {
+    let mut bytes = Vec::new();
+    let mut per_rank = vec![0usize; plan.ranks];
+    for (rank, share) in per_rank.iter_mut().enumerate() {
+        for k in plan.chunks_of(rank) {
+            *share += codec::encode_items(&input[plan.range(k)], &mut bytes)?;
+        }
+    }
+    counts_and_displs(&per_rank)?;
+    Ok(Serialized { bytes, per_rank })
+}
+
+/// Runs one static map; see the module docs for the protocol.
+pub fn run<T, U, F>(
+    comm: &Comm,
+    kernel: &Kernel,
+    input: Option<&[T]>,
+    chunk: Option<usize>,
+    f: &F,
+) -> Result<Mapped<U>, MapError>
+where
+    T: Serialize + DeserializeOwned + Send,
+    U: Serialize + DeserializeOwned + Send,
+    F: Fn(T) -> U + Sync,
+{
+    let start = Instant::now();
+    let (rank, size) = (comm.rank(), comm.size());
+
+    // 1. Serialize on the root and agree on the plan.
+    let mut header = [FAILED, 0, 0];
+    let mut root_input = None;
+    let mut root_error = None;
+    if comm.is_root() {
+        let input = input.expect("the root rank must pass Some(input) to map");
+        let plan = Plan::new(input.len(), size, chunk);
+        match serialize(input, &plan) {
+            Ok(s) => {
+                header = [OK, plan.items as u64, plan.chunk as u64];
+                root_input = Some(s);
+            }
+            Err(e) => root_error = Some(e),
+        }
+    }
+    let serialize_s = start.elapsed().as_secs_f64();
+    comm.broadcast_u64s(&mut header);
+    if header[0] != OK {
+        return Err(root_error.unwrap_or(MapError::RootFailed));
+    }
+    let plan = Plan::new(header[1] as usize, size, Some(header[2] as usize));
+
+    // 2. Scatter.
+    let t = Instant::now();
+    let lens: Option<Vec<u64>> = root_input
+        .as_ref()
+        .map(|s| s.per_rank.iter().map(|&l| l as u64).collect());
+    let my_len = comm.scatter_u64(lens.as_deref()) as usize;
+    let mine = match &root_input {
+        Some(s) => {
+            let (counts, displs) = counts_and_displs(&s.per_rank)?;
+            comm.scatter_bytes(Some((&s.bytes, &counts, &displs)), my_len)
+        }
+        None => comm.scatter_bytes(None, my_len),
+    };
+    let bytes_scattered = root_input.map_or(0, |s| s.bytes.len() as u64);
+    let scatter_s = t.elapsed().as_secs_f64();
+
+    // 3. Compute.
+    let t = Instant::now();
+    let my_chunks: Vec<usize> = plan.chunks_of(rank).collect();
+    let my_items = plan.items_of(rank);
+    let first = my_chunks.first().map_or(0, |&k| plan.range(k).start);
+    let mut items = kernel.decode::<T>(&mine, first, my_items).into_iter();
+    drop(mine);
+    let mut out = Vec::new();
+    let mut row = vec![my_items as u64, my_chunks.len() as u64, 0, 0];
+    for &k in &my_chunks {
+        let range = plan.range(k);
+        let chunk_items: Vec<T> = items.by_ref().take(range.len()).collect();
+        let results = kernel.map_items(chunk_items, range.start, f);
+        row.push(kernel.encode(&results, range.start, &mut out) as u64);
+    }
+    let compute_s = t.elapsed().as_secs_f64();
+    row[2] = (compute_s * 1e9) as u64;
+    row[3] = (scatter_s * 1e9) as u64;
+
+    // 4. Counters (the root waits here for the slowest rank).
+    let t = Instant::now();
+    let row_lens: Vec<usize> = (0..size)
+        .map(|r| FIXED + plan.chunks_of(r).count())
+        .collect();
+    let rows = comm.gather_u64s_varcount(&row, comm.is_root().then_some(&row_lens[..]));
+    let wait_s = t.elapsed().as_secs_f64();
+
+    // 5. Gather the results if they fit one collective.
+    let per_rank_bytes: Option<Vec<usize>> = rows.as_ref().map(|rows| {
+        offsets(&row_lens)
+            .zip(&row_lens)
+            .map(|(at, &len)| rows[at + FIXED..at + len].iter().sum::<u64>() as usize)
+            .collect()
+    });
+    let mut verdict = [OK];
+    if let Some(lens) = &per_rank_bytes {
+        if let Err(e) = counts_and_displs(lens) {
+            verdict[0] = FAILED;
+            root_error = Some(e);
+        }
+    }
+    comm.broadcast_u64s(&mut verdict);
+    if verdict[0] != OK {
+        return Err(root_error.unwrap_or(MapError::RootFailed));
+    }
+    let t = Instant::now();
+    let gathered = comm.gather_bytes(&out, per_rank_bytes.as_deref());
+    drop(out);
+    let gather_s = t.elapsed().as_secs_f64();
+
+    let (Some(rows), Some(gathered)) = (rows, gathered) else {
+        let stats = MapStats {
+            schedule: Schedule::Static.name().into(),
+            items: my_items as u64,
+            ranks: size as u64,
+            threads: kernel.threads() as u64,
+            chunk: plan.chunk as u64,
+            chunks: my_chunks.len() as u64,
+            phases: Phases {
+                scatter: scatter_s,
+                compute: Spread::of([compute_s]),
+                ..Phases::default()
+            },
+            ..MapStats::default()
+        };
+        return Ok(Mapped {
+            results: None,
+            stats,
+        });
+    };
+
+    // 6. Assemble in item order on the root.
+    let t = Instant::now();
+    let row_at: Vec<usize> = offsets(&row_lens).collect();
+    let rank_base: Vec<usize> = offsets(per_rank_bytes.as_deref().unwrap_or_default()).collect();
+    let mut cursor = rank_base;
+    let mut results = Vec::with_capacity(plan.items);
+    let mut hasher = Xxh3Default::new();
+    for k in 0..plan.chunks() {
+        let owner = k % size;
+        let len = rows[row_at[owner] + FIXED + k / size] as usize;
+        let bytes = &gathered[cursor[owner]..cursor[owner] + len];
+        cursor[owner] += len;
+        hasher.update(bytes);
+        let range = plan.range(k);
+        if let Err(e) = codec::decode_items_into(bytes, range.len(), &mut results) {
+            fatal(&format!(
+                "results of items {}..{} from rank {owner}: {e}",
+                range.start, range.end
+            ));
+        }
+    }
+    let assemble_s = t.elapsed().as_secs_f64();
+
+    let per_rank: Vec<RankStats> = row_at
+        .iter()
+        .map(|&at| RankStats {
+            items: rows[at],
+            chunks: rows[at + 1],
+            compute_s: rows[at + 2] as f64 * 1e-9,
+            wait_s: 0.0,
+        })
+        .collect();
+    let compute = Spread::of(per_rank.iter().map(|r| r.compute_s));
+    let per_rank = per_rank
+        .into_iter()
+        .map(|r| RankStats {
+            wait_s: compute.max - r.compute_s,
+            ..r
+        })
+        .collect();
+    let stats = MapStats {
+        schedule: Schedule::Static.name().into(),
+        items: plan.items as u64,
+        ranks: size as u64,
+        threads: kernel.threads() as u64,
+        chunk: plan.chunk as u64,
+        chunks: plan.chunks() as u64,
+        wall_s: start.elapsed().as_secs_f64(),
+        phases: Phases {
+            serialize: serialize_s,
+            scatter: scatter_s,
+            compute,
+            wait: wait_s,
+            gather: gather_s,
+            assemble: assemble_s,
+        },
+        bytes_scattered,
+        bytes_gathered: gathered.len() as u64,
+        checksum: hasher.digest(),
+        per_rank,
+    };
+    Ok(Mapped {
+        results: Some(results),
+        stats,
+    })
+}
+
+/// Start offsets of consecutive segments of the given lengths.
+fn offsets(lens: &[usize]) -> impl Iterator<Item = usize> + '_ {
+    lens.iter().scan(0, |acc, &l| {
+        let at = *acc;
+        *acc += l;
+        Some(at)
+    })
+}

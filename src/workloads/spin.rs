@@ -1,0 +1,89 @@
+//! `spin`: synthetic CPU-bound items of controllable cost and imbalance.
+//!
+//! Item `i` of `N` busy-waits `micros x (1 + skew x i / (N - 1))`
+//! microseconds: cost ramps linearly so that the last item costs `1 + skew`
+//! times the first, and a static split hands the last rank the most work.
+//! The result of an item is a hash of its index, so it checks ordering too.
+
+use std::time::{Duration, Instant};
+
+use super::rng::mix;
+use super::{Answer, Workload};
+
+/// `items` items of nominal cost `micros`, ramped by `skew`.
+#[derive(Clone, Debug)]
+pub struct Spin {
+    /// Number of items.
+    pub items: u64,
+    /// Cost of the first item, in microseconds.
+    pub micros: f64,
+    /// Extra relative cost of the last item (0 = uniform).
+    pub skew: f64,
+}
+
+impl Spin {
+    /// The busy time of item `i`.
+    pub fn cost(&self, i: u64) -> Duration {
+        let ramp = if self.items > 1 {
+            i as f64 / (self.items - 1) as f64
+        } else {
+            0.0
+        };
+        Duration::from_secs_f64(self.micros * (1.0 + self.skew * ramp) * 1e-6)
+    }
+}
+
+impl Workload for Spin {
+    type Item = u64;
+    type Output = u64;
+
+    fn name(&self) -> &'static str {
+        "spin"
+    }
+
+    fn items(&self) -> anyhow::Result<Vec<u64>> {
+        Ok((0..self.items).collect())
+    }
+
+    fn map(&self, i: u64) -> u64 {
+        let cost = self.cost(i);
+        if !cost.is_zero() {
+            let start = Instant::now();
+            while start.elapsed() < cost {
+                std::hint::spin_loop();
+            }
+        }
+        mix(i)
+    }
+
+    fn answer(&self, results: &[u64]) -> Answer {
+        let sum = results.iter().fold(0u64, |a, &r| a.wrapping_add(r));
+        let nominal: f64 = (0..results.len() as u64)
+            .map(|i| self.cost(i).as_secs_f64())
+            .sum();
+        Answer {
+            text: format!(
+                "{} items, {nominal:.3} s of nominal work, result sum {sum:016x}",
+                results.len()
+            ),
+            value: serde_json::json!({ "sum": format!("{sum:016x}"), "nominal_s": nominal }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skew_ramps_cost_linearly() {
+        let s = Spin {
+            items: 11,
+            micros: 10.0,
+            skew: 3.0,
+        };
+        assert_eq!(s.cost(0), Duration::from_micros(10));
+        assert_eq!(s.cost(10), Duration::from_micros(40));
+        assert_eq!(s.cost(5), Duration::from_micros(25));
+    }
+}

@@ -1,0 +1,156 @@
+//! `wordcount`: map-reduce over text files.
+//!
+//! The root reads the files and cuts them into pieces of about
+//! [`PIECE_BYTES`] at whitespace (pieces never span files, and the cut does
+//! not depend on the rank count). Each item counts the words of one piece;
+//! the root merges the counts. A word is a maximal run of alphanumeric
+//! characters, lower-cased. Ties in the top list are broken alphabetically.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::{Answer, Workload};
+
+/// Target size of one piece of text.
+pub const PIECE_BYTES: usize = 256 * 1024;
+
+/// Word counts of `inputs`, reporting the `top` most frequent.
+#[derive(Clone, Debug)]
+pub struct WordCount {
+    /// The text files.
+    pub inputs: Vec<PathBuf>,
+    /// How many of the most frequent words to report.
+    pub top: usize,
+}
+
+/// Reads one file as UTF-8 text, with errors that name the file and the place.
+pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read input file {}", path.display()))?;
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        bail!(
+            "input file {} looks binary (NUL byte at offset {at}); wordcount needs UTF-8 text",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "input file {} is not valid UTF-8 (invalid byte at offset {}); wordcount needs UTF-8 text",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Cuts `text` into pieces of about `target` bytes, each ending after ASCII whitespace.
+pub fn split_pieces(text: &str, target: usize) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + target).min(bytes.len());
+        if end < bytes.len() {
+            // Cut after the last whitespace in the window, else after the first one beyond it.
+            end = match bytes[start..end].iter().rposition(u8::is_ascii_whitespace) {
+                Some(i) => start + i + 1,
+                None => bytes[end..]
+                    .iter()
+                    .position(u8::is_ascii_whitespace)
+                    .map_or(bytes.len(), |i| end + i + 1),
+            };
+        }
+        // ASCII whitespace never sits inside a multi-byte character: `end` is a char boundary.
+        pieces.push(text[start..end].to_string());
+        start = end;
+    }
+    pieces
+}
+
+/// Counts the words of one piece, sorted by word (so the encoding is canonical).
+pub fn count_words(text: &str) -> Vec<(String, u64)> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        *counts.entry(word.to_lowercase()).or_default() += 1;
+    }
+    let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
+    sorted.sort_unstable();
+    sorted
+}
+
+impl Workload for WordCount {
+    type Item = String;
+    type Output = Vec<(String, u64)>;
+
+    fn name(&self) -> &'static str {
+        "wordcount"
+    }
+
+    fn items(&self) -> anyhow::Result<Vec<String>> {
+        let mut items = Vec::new();
+        for path in &self.inputs {
+            items.extend(split_pieces(&read_text(path)?, PIECE_BYTES));
+        }
+        Ok(items)
+    }
+
+    fn map(&self, piece: String) -> Vec<(String, u64)> {
+        count_words(&piece)
+    }
+
+    fn answer(&self, parts: &[Vec<(String, u64)>]) -> Answer {
+        let mut total: HashMap<&str, u64> = HashMap::new();
+        for (word, n) in parts.iter().flatten() {
+            *total.entry(word).or_default() += n;
+        }
+        let words: u64 = total.values().sum();
+        let distinct = total.len();
+        let mut ranked: Vec<(&str, u64)> = total.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        ranked.truncate(self.top);
+        let listing: Vec<String> = ranked.iter().map(|(w, n)| format!("{w}={n}")).collect();
+        Answer {
+            text: format!(
+                "{words} words, {distinct} distinct; top: {}",
+                listing.join(" ")
+            ),
+            value: serde_json::json!({ "words": words, "distinct": distinct, "top": ranked }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_rejoin_to_the_text_and_respect_chars() {
+        let text = "héllo wörld  this is\na test ñ ".repeat(50);
+        for target in [1, 7, 64, 10_000] {
+            let pieces = split_pieces(&text, target);
+            assert_eq!(pieces.concat(), text);
+            assert!(pieces.iter().all(|p| !p.is_empty()));
+        }
+    }
+
+    #[test]
+    fn counts_and_ties() {
+        let w = WordCount {
+            inputs: vec![],
+            top: 3,
+        };
+        let parts = vec![count_words("b a B, c!"), count_words("a c d")];
+        let answer = w.answer(&parts);
+        assert_eq!(answer.value["words"], 7);
+        assert_eq!(answer.value["distinct"], 4);
+        // a=2, b=2, c=2 tie: alphabetical.
+        assert_eq!(
+            answer.value["top"],
+            serde_json::json!([["a", 2], ["b", 2], ["c", 2]])
+        );
+    }
+}
