@@ -135,6 +135,9 @@ pub enum WorkloadArgs {
         /// The last item costs (1 + skew) times the first, ramping linearly.
         #[arg(long, default_value_t = 0.0, value_parser = parse_skew)]
         skew: f64,
+        /// Panic while mapping item I (0-based), to see how a failing rank ends the job.
+        #[arg(long, value_name = "I")]
+        fail_at: Option<u64>,
     },
 }
 

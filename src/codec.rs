@@ -108,6 +108,15 @@ pub fn decode_items_into<T: DeserializeOwned>(
     Ok(())
 }
 
+/// The checksum of an ordered result: xxh3-64 of its items' concatenated
+/// encodings. The schedules compute the same value incrementally, chunk by
+/// chunk; this one-shot form is the serial reference.
+pub fn checksum<U: Serialize>(results: &[U]) -> Result<u64, CodecError> {
+    let mut bytes = Vec::new();
+    encode_items(results, &mut bytes)?;
+    Ok(xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,9 +131,21 @@ mod tests {
             encode_items(chunk, &mut parts).unwrap();
         }
         assert_eq!(whole, parts);
-        let mut back = Vec::new();
+        let mut back: Vec<(u32, String)> = Vec::new();
         decode_items_into(&whole, items.len(), &mut back).unwrap();
         assert_eq!(back, items);
+    }
+
+    #[test]
+    fn streaming_checksum_equals_one_shot() {
+        let items: Vec<u64> = (0..1000).collect();
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        for chunk in items.chunks(37) {
+            let mut b = Vec::new();
+            encode_items(chunk, &mut b).unwrap();
+            h.update(&b);
+        }
+        assert_eq!(h.digest(), checksum(&items).unwrap());
     }
 
     #[test]

@@ -16,6 +16,24 @@ use crate::error::MapError;
 /// The rank that holds the input and receives the results.
 pub const ROOT: Rank = 0;
 
+/// Backing for empty byte buffers. An empty Rust slice of `u8` points to
+/// address 1, which is OpenMPI's `MPI_IN_PLACE`: passing one to a collective
+/// makes MPI treat it as "in place" (or reject it). A zero-length view of a
+/// real allocation avoids that.
+static EMPTY: [u8; 1] = [0];
+
+/// `bytes`, or a zero-length slice at a real address when it is empty.
+fn real(bytes: &[u8]) -> &[u8] {
+    if bytes.is_empty() { &EMPTY[..0] } else { bytes }
+}
+
+/// A receive buffer of `len` bytes whose address is real even when `len` is 0.
+fn receive_buffer(len: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(len.max(1));
+    buf.resize(len, 0);
+    buf
+}
+
 /// Converts per-rank byte lengths into MPI counts and displacements.
 ///
 /// # Errors
@@ -81,6 +99,10 @@ impl Comm {
     pub fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
         let mut len = [bytes.len() as u64];
         self.broadcast_u64s(&mut len);
+        if len[0] == 0 {
+            bytes.clear();
+            return;
+        }
         bytes.resize(len[0] as usize, 0);
         self.world
             .process_at_rank(ROOT)
@@ -101,11 +123,11 @@ impl Comm {
     /// Collective (Scatterv): rank `r` receives `counts[r]` bytes of `send` from
     /// `displs[r]`; `mine` is this rank's byte count (from [`Comm::scatter_u64`]).
     pub fn scatter_bytes(&self, send: Option<(&[u8], &[Rank], &[Rank])>, mine: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; mine];
+        let mut buf = receive_buffer(mine);
         let root = self.world.process_at_rank(ROOT);
         match send {
             Some((bytes, counts, displs)) if self.is_root() => {
-                let partition = Partition::new(bytes, counts, displs);
+                let partition = Partition::new(real(bytes), counts, displs);
                 root.scatter_varcount_into_root(&partition, &mut buf[..]);
             }
             _ => root.scatter_varcount_into(&mut buf[..]),
@@ -158,13 +180,13 @@ impl Comm {
             Some(lens) if self.is_root() => {
                 let (counts, displs) =
                     counts_and_displs(lens).expect("checked against the limit before gathering");
-                let mut all = vec![0u8; lens.iter().sum()];
+                let mut all = receive_buffer(lens.iter().sum());
                 let mut partition = PartitionMut::new(&mut all[..], counts, displs);
-                root.gather_varcount_into_root(mine, &mut partition);
+                root.gather_varcount_into_root(real(mine), &mut partition);
                 Some(all)
             }
             _ => {
-                root.gather_varcount_into(mine);
+                root.gather_varcount_into(real(mine));
                 None
             }
         }
@@ -174,7 +196,7 @@ impl Comm {
     pub fn send_bytes(&self, dest: usize, tag: i32, bytes: &[u8]) {
         self.world
             .process_at_rank(dest as Rank)
-            .send_with_tag(bytes, tag);
+            .send_with_tag(real(bytes), tag);
     }
 
     /// Point-to-point: receives one message with `tag` from `source` (any rank when
@@ -207,8 +229,15 @@ impl Comm {
             &from,
             tag,
         );
-        let mut buf = vec![0u8; len as usize];
-        mpi::point_to_point::send_receive_into_with_tags(bytes, &to, tag, &mut buf[..], &from, tag);
+        let mut buf = receive_buffer(len as usize);
+        mpi::point_to_point::send_receive_into_with_tags(
+            real(bytes),
+            &to,
+            tag,
+            &mut buf[..],
+            &from,
+            tag,
+        );
         buf
     }
 

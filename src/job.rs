@@ -66,6 +66,7 @@ pub fn run(pool: &Pool, config: &RunConfig) -> anyhow::Result<()> {
             items,
             micros,
             skew,
+            fail_at,
         } => execute(
             pool,
             config,
@@ -73,6 +74,7 @@ pub fn run(pool: &Pool, config: &RunConfig) -> anyhow::Result<()> {
                 items: *items,
                 micros: *micros,
                 skew: *skew,
+                fail_at: *fail_at,
             },
         ),
     }

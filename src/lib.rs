@@ -32,6 +32,7 @@ pub mod schedule;
 pub mod stats;
 pub mod workloads;
 
+pub use codec::{CodecError, checksum};
 pub use error::MapError;
 pub use pool::{Mapped, Pool, PoolError};
 pub use schedule::{MapOptions, Schedule};

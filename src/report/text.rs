@@ -51,15 +51,18 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "ranks: {}", r.ranks);
     let _ = writeln!(
         o,
-        "threads: {} per rank ({} cores in use)",
+        "threads: {} per rank ({} threads in all)",
         r.threads,
         r.ranks * r.threads
     );
     let _ = writeln!(o, "nodes: {} ({})", r.nodes, r.node_names().join(", "));
     let _ = writeln!(
         o,
-        "schedule: {}, {} chunks of up to {} items",
-        r.schedule, r.chunks, r.chunk
+        "schedule: {}, {} chunk{} of up to {} items",
+        r.schedule,
+        r.chunks,
+        if r.chunks == 1 { "" } else { "s" },
+        r.chunk
     );
     let _ = writeln!(
         o,

@@ -19,6 +19,8 @@ pub struct Spin {
     pub micros: f64,
     /// Extra relative cost of the last item (0 = uniform).
     pub skew: f64,
+    /// Panic when mapping this item: exercises failure handling end to end.
+    pub fail_at: Option<u64>,
 }
 
 impl Spin {
@@ -46,6 +48,9 @@ impl Workload for Spin {
     }
 
     fn map(&self, i: u64) -> u64 {
+        if self.fail_at == Some(i) {
+            panic!("spin item {i} fails on purpose (--fail-at {i})");
+        }
         let cost = self.cost(i);
         if !cost.is_zero() {
             let start = Instant::now();
@@ -81,6 +86,7 @@ mod tests {
             items: 11,
             micros: 10.0,
             skew: 3.0,
+            fail_at: None,
         };
         assert_eq!(s.cost(0), Duration::from_micros(10));
         assert_eq!(s.cost(10), Duration::from_micros(40));

@@ -1,0 +1,112 @@
+//! Bad input and failures end the whole job with a clear message and a
+//! documented exit code, never a hang (every job runs under a timeout).
+
+use hpcmap::plan::Plan;
+
+use crate::util::{hpcmap_run, temp_dir};
+
+#[test]
+fn usage_errors_exit_2_on_every_rank() {
+    for args in [
+        &["square", "--items", "-1"][..],
+        &["square", "--items", "ten"],
+        &["nosuchworkload"],
+        &["square", "--chunk", "0"],
+        &["mandelbrot", "--output", "image.jpg"],
+        &["spin", "--micros", "-5"],
+        &["wordcount"],
+    ] {
+        let r = hpcmap_run(2, args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.matches("error").count() >= 2, true, "both ranks explain: {}", r.stderr);
+    }
+}
+
+#[test]
+fn unreadable_inputs_are_clear_errors() {
+    let dir = temp_dir("inputs");
+    let invalid = dir.join("latin1.txt");
+    std::fs::write(&invalid, b"caf\xe9 au lait").unwrap();
+    let binary = dir.join("blob.bin");
+    std::fs::write(&binary, [1u8, 0, 2, 3]).unwrap();
+    let cases = [
+        (dir.join("missing.txt"), "cannot read input file"),
+        (dir.clone(), "Is a directory"),
+        (invalid, "not valid UTF-8 (invalid byte at offset 3)"),
+        (binary, "looks binary (NUL byte at offset 1)"),
+    ];
+    for (path, message) in cases {
+        for ranks in [1, 3] {
+            let r = hpcmap_run(ranks, &["wordcount", "--input", path.to_str().unwrap()]);
+            assert_eq!(r.code, Some(1), "{}: {}", path.display(), r.stderr);
+            assert!(r.stderr.contains(message), "{}: expected '{message}' in {}", path.display(), r.stderr);
+            assert!(r.stderr.contains("rank 0"), "names the rank: {}", r.stderr);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn empty_inputs_give_empty_answers() {
+    let dir = temp_dir("empty");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let r = hpcmap_run(3, &["wordcount", "--input", empty.to_str().unwrap(), "-q"]).ok();
+    assert_eq!(r.field("answer"), "0 words, 0 distinct; top: ");
+    let r = hpcmap_run(3, &["square", "--items", "0", "-q"]).ok();
+    assert_eq!(r.field("answer"), "sum of 0 squares = 0");
+    let r = hpcmap_run(2, &["primes", "--limit", "0", "-q"]).ok();
+    assert_eq!(r.field("answer"), "0 primes below 0");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn more_ranks_than_items() {
+    let r = hpcmap_run(8, &["square", "--items", "3"]).ok();
+    assert_eq!(r.field("answer"), "sum of 3 squares = 14");
+}
+
+#[test]
+fn a_panicking_item_aborts_the_job_naming_rank_and_item() {
+    for (ranks, threads) in [(1, "1"), (2, "1"), (3, "1"), (3, "2")] {
+        let r = hpcmap_run(ranks, &["spin", "--items", "50", "--micros", "20", "--fail-at", "33", "--threads", threads]);
+        assert_eq!(r.code, Some(3), "exit code at {ranks} ranks: {}", r.stderr);
+        let plan = Plan::new(50, ranks, None);
+        let owner = (33 / plan.chunk) % ranks;
+        let expected = format!("rank {owner} (");
+        assert!(r.stderr.contains(&expected), "names rank {owner}: {}", r.stderr);
+        assert!(r.stderr.contains("panicked while mapping item 33"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn unwritable_outputs_fail_before_computing() {
+    let dir = temp_dir("outputs");
+    let cases = [
+        (vec!["mandelbrot", "--output"], dir.join("no/such/dir/m.png"), "cannot write output"),
+        (vec!["mandelbrot", "--output"], dir.join("isdir.png"), "is a directory"),
+        (vec!["square", "--json"], dir.join("no/such/dir/r.jsonl"), "cannot append to --json file"),
+    ];
+    std::fs::create_dir(dir.join("isdir.png")).unwrap();
+    for (args, path, message) in cases {
+        let mut all = args.clone();
+        all.push(path.to_str().unwrap());
+        let r = hpcmap_run(2, &all);
+        assert_eq!(r.code, Some(1), "{all:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "expected '{message}': {}", r.stderr);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_existing_output_survives_a_failed_run() {
+    let dir = temp_dir("keep");
+    let png = dir.join("m.png");
+    std::fs::write(&png, b"earlier good image").unwrap();
+    // The JSON path is unwritable, so the run fails before the image is replaced.
+    let json = dir.join("missing/r.jsonl");
+    let r = hpcmap_run(2, &["mandelbrot", "--output", png.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(std::fs::read(&png).unwrap(), b"earlier good image");
+    let _ = std::fs::remove_dir_all(dir);
+}

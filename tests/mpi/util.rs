@@ -1,0 +1,141 @@
+//! Launching the real release binary under real `mpirun`, with a timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// No MPI test may take longer than this; `timeout` kills mpirun and its ranks.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `hpcmap` binary cargo built for this test run.
+pub fn hpcmap() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hpcmap"))
+}
+
+/// A built example next to the binary (`cargo build --release --examples` first).
+pub fn example(name: &str) -> PathBuf {
+    let path = hpcmap()
+        .parent()
+        .expect("binary has a directory")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "hpcmap-test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What one job did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The value of the first stdout line starting with `key: `.
+    pub fn field(&self, key: &str) -> String {
+        let prefix = format!("{key}: ");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no '{key}:' line in output:\n{}\n{}", self.stdout, self.stderr))
+            .to_string()
+    }
+
+    /// Asserts success and returns self.
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "job failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `program args` on `ranks` ranks under mpirun (oversubscribed, as root if need be).
+pub fn mpirun(ranks: usize, program: &Path, args: &[&str]) -> Run {
+    let mpirun = which("mpirun").expect("mpirun not found: scripts/test.sh installs OpenMPI");
+    let mut cmd = Command::new("timeout");
+    cmd.arg("-k")
+        .arg("5")
+        .arg(TIMEOUT.as_secs().to_string())
+        .arg(mpirun)
+        .arg("-n")
+        .arg(ranks.to_string())
+        .arg(program)
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("cannot start timeout/mpirun");
+    let run = Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert_ne!(
+        run.code,
+        Some(124),
+        "timed out after {TIMEOUT:?}: a hang\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// Runs `hpcmap run <args>` on `ranks` ranks.
+pub fn hpcmap_run(ranks: usize, args: &[&str]) -> Run {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    mpirun(ranks, &hpcmap(), &all)
+}
+
+/// Runs a job with `--json` and returns its record.
+pub fn record(ranks: usize, args: &[&str]) -> serde_json::Value {
+    let dir = temp_dir("record");
+    let json = dir.join("run.jsonl");
+    let mut all = args.to_vec();
+    let json_arg = json.to_str().unwrap().to_string();
+    all.extend_from_slice(&["--quiet", "--json", &json_arg]);
+    hpcmap_run(ranks, &all).ok();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let mut lines = text.lines();
+    let record = serde_json::from_str(lines.next().expect("one record")).unwrap();
+    assert!(lines.next().is_none(), "exactly one record per run");
+    let _ = std::fs::remove_dir_all(dir);
+    record
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
