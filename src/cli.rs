@@ -36,6 +36,29 @@ pub enum Command {
     /// Run a built-in workload over all ranks of the MPI job (start it with mpirun).
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
+    /// Benchmarks measured against a baseline from the same run (start with mpirun).
+    #[command(subcommand)]
+    Bench(BenchArgs),
+}
+
+/// `hpcmap bench`: what to measure.
+#[derive(Debug, Subcommand)]
+pub enum BenchArgs {
+    /// The map's data path for `square` against memcpy of the same bytes.
+    Datapath {
+        /// Items (u64) to square.
+        #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=square::MAX_ITEMS))]
+        items: u64,
+        /// Timed repetitions (after one warm-up); medians are reported.
+        #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        repeat: u64,
+        /// How items are assigned to ranks.
+        #[arg(long, value_enum, default_value_t = Schedule::Static)]
+        schedule: Schedule,
+        /// Items per chunk.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk: Option<u64>,
+    },
 }
 
 /// `hpcmap run`: options shared by every workload, then the workload.
@@ -256,7 +279,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<RunConfig, String> {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-        let Command::Run(run) = cli.command;
+        let Command::Run(run) = cli.command else {
+            return Err("not a run".into());
+        };
         run.validate()
     }
 

@@ -82,15 +82,16 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> 
     Ok(value)
 }
 
-/// Decodes exactly `count` items from `bytes`, appending them to `out`.
+/// Decodes `count` items from the front of `bytes`, appending them to `out`;
+/// returns how many bytes they took.
 ///
 /// # Errors
-/// When the bytes hold fewer items, more bytes, or bytes that are not a `T`.
-pub fn decode_items_into<T: DeserializeOwned>(
+/// When the bytes hold fewer than `count` items or bytes that are not a `T`.
+pub fn decode_prefix_into<T: DeserializeOwned>(
     bytes: &[u8],
     count: usize,
     out: &mut Vec<T>,
-) -> Result<(), CodecError> {
+) -> Result<usize, CodecError> {
     out.reserve(count);
     let mut rest = bytes;
     for i in 0..count {
@@ -99,10 +100,23 @@ pub fn decode_items_into<T: DeserializeOwned>(
         out.push(item);
         rest = &rest[used..];
     }
-    if !rest.is_empty() {
+    Ok(bytes.len() - rest.len())
+}
+
+/// Decodes exactly `count` items that fill `bytes`, appending them to `out`.
+///
+/// # Errors
+/// When the bytes hold fewer items, more bytes, or bytes that are not a `T`.
+pub fn decode_items_into<T: DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+    out: &mut Vec<T>,
+) -> Result<(), CodecError> {
+    let used = decode_prefix_into(bytes, count, out)?;
+    if used != bytes.len() {
         return Err(CodecError::Malformed(format!(
             "{} trailing bytes after {count} items",
-            rest.len()
+            bytes.len() - used
         )));
     }
     Ok(())

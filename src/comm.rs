@@ -169,18 +169,15 @@ impl Comm {
         }
     }
 
-    /// Collective (Gatherv of bytes): the root passes every rank's byte count.
-    ///
-    /// # Errors
-    /// [`MapError::TooLarge`] on the root when the total exceeds 2 GiB; the
-    /// caller must have agreed on that with the other ranks beforehand.
-    pub fn gather_bytes(&self, mine: &[u8], lens: Option<&[usize]>) -> Option<Vec<u8>> {
+    /// Collective (Gatherv of bytes): the root passes every rank's count and
+    /// displacement (from [`counts_and_displs`]) and gets a buffer as long as
+    /// the sum of the counts.
+    pub fn gather_bytes(&self, mine: &[u8], layout: Option<(&[Rank], &[Rank])>) -> Option<Vec<u8>> {
         let root = self.world.process_at_rank(ROOT);
-        match lens {
-            Some(lens) if self.is_root() => {
-                let (counts, displs) =
-                    counts_and_displs(lens).expect("checked against the limit before gathering");
-                let mut all = receive_buffer(lens.iter().sum());
+        match layout {
+            Some((counts, displs)) if self.is_root() => {
+                let total = counts.iter().map(|&c| c as usize).sum();
+                let mut all = receive_buffer(total);
                 let mut partition = PartitionMut::new(&mut all[..], counts, displs);
                 root.gather_varcount_into_root(real(mine), &mut partition);
                 Some(all)

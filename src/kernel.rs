@@ -58,16 +58,22 @@ impl Kernel {
         out
     }
 
-    /// Decodes `count` items (global indices from `first`) from `bytes`.
+    /// Decodes `count` items (global indices from `first`) from the front of
+    /// `bytes`; returns them and the bytes they took.
     ///
     /// The bytes were produced by hpcmap itself on another rank, so a failure
     /// here is a bug or a version mismatch: the job is aborted.
-    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8], first: usize, count: usize) -> Vec<T> {
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        first: usize,
+        count: usize,
+    ) -> (Vec<T>, usize) {
         let mut items = Vec::with_capacity(count);
-        if let Err(e) = codec::decode_items_into(bytes, count, &mut items) {
-            fatal(&format!("chunk of items {first}..{}: {e}", first + count));
+        match codec::decode_prefix_into(bytes, count, &mut items) {
+            Ok(used) => (items, used),
+            Err(e) => fatal(&format!("chunk of items {first}..{}: {e}", first + count)),
         }
-        items
     }
 
     /// Appends the encoded `results` (global indices from `first`) to `out`;

@@ -1,5 +1,6 @@
 //! The `hpcmap` command: parse, validate, start MPI, run, exit with a documented code.
 
+mod bench;
 mod cli;
 mod files;
 mod job;
@@ -10,13 +11,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use hpcmap::error::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
-use hpcmap::{MapError, Pool};
+use hpcmap::{MapError, MapOptions, Pool};
 
-use cli::{Cli, Command};
+use cli::{BenchArgs, Cli, Command};
 
 fn main() -> ExitCode {
     // clap exits with code 2 on a usage error, on every rank, before MPI starts.
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Bench(bench) => return run_bench(&bench),
+    };
     let config = match args.validate() {
         Ok(c) => c,
         Err(message) => {
@@ -44,4 +48,30 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+fn run_bench(bench: &BenchArgs) -> ExitCode {
+    let pool = match Pool::init() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hpcmap: error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    logging::init(pool.rank());
+    match *bench {
+        BenchArgs::Datapath {
+            items,
+            repeat,
+            schedule,
+            chunk,
+        } => {
+            let options = MapOptions {
+                schedule,
+                chunk: chunk.map(|c| c as usize),
+            };
+            bench::datapath::run(&pool, items, repeat as usize, &options);
+        }
+    }
+    ExitCode::from(EXIT_OK)
 }

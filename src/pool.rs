@@ -9,7 +9,7 @@ use mpi::{Threading, topology::SimpleCommunicator};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec;
-use crate::comm::Comm;
+use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::failure::{fatal, install_panic_hook};
 use crate::kernel::Kernel;
@@ -241,7 +241,13 @@ impl Pool {
 fn gather_hosts(comm: &Comm, host: String) -> Vec<String> {
     let lens = comm.gather_u64s(&[host.len() as u64]);
     let lens: Option<Vec<usize>> = lens.map(|l| l.into_iter().map(|x| x as usize).collect());
-    match comm.gather_bytes(host.as_bytes(), lens.as_deref()) {
+    let layout = lens
+        .as_deref()
+        .map(|l| counts_and_displs(l).expect("hostnames are short"));
+    match comm.gather_bytes(
+        host.as_bytes(),
+        layout.as_ref().map(|(c, d)| (&c[..], &d[..])),
+    ) {
         Some(all) => {
             let lens = lens.unwrap_or_default();
             let mut at = 0;

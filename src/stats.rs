@@ -96,9 +96,9 @@ pub struct MapStats {
     pub wall_s: f64,
     /// Phase breakdown.
     pub phases: Phases,
-    /// Serialized input bytes sent to ranks (the root's own share included).
+    /// Serialized input bytes sent to other ranks (the root keeps its own share).
     pub bytes_scattered: u64,
-    /// Serialized result bytes received by the root (its own share included).
+    /// Serialized result bytes received from other ranks.
     pub bytes_gathered: u64,
     /// xxh3-64 of the ordered result's bincode encoding: the same at any rank
     /// count, thread count and schedule.

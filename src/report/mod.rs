@@ -39,9 +39,9 @@ pub struct RunRecord {
     pub prepare_s: f64,
     /// Phase breakdown of `wall_s`.
     pub phases: Phases,
-    /// Serialized input bytes.
+    /// Serialized input bytes sent to other ranks.
     pub bytes_scattered: u64,
-    /// Serialized result bytes.
+    /// Serialized result bytes received from other ranks.
     pub bytes_gathered: u64,
     /// Items per second of wall time.
     pub items_per_s: f64,

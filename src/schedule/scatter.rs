@@ -3,13 +3,15 @@
 //! 1. Root serializes every rank's chunks back to back and broadcasts a
 //!    header `[status, items, chunk]` so all ranks know the plan (or that the
 //!    root failed, so nobody blocks in a collective the root never enters).
-//! 2. Scatter of byte counts, Scatterv of the bytes.
+//! 2. Scatter of byte counts, Scatterv of the bytes. The root's own share
+//!    stays where it is: it decodes it straight from its send buffer.
 //! 3. Each rank decodes, maps and encodes its chunks.
 //! 4. Gatherv of a counter row per rank (items, chunks, times, result byte
 //!    length of each chunk). The root blocks here until the slowest rank is
 //!    done: that is the "wait" phase.
 //! 5. Root broadcasts whether the result fits one Gatherv, then gathers the
-//!    result bytes and walks the chunks in item order to decode and checksum.
+//!    other ranks' result bytes and walks the chunks in item order to decode
+//!    and checksum them (its own from its own buffer).
 
 use std::time::Instant;
 
@@ -27,8 +29,8 @@ use crate::{codec, schedule::Schedule};
 
 const OK: u64 = 0;
 const FAILED: u64 = 1;
-/// Counters at the head of each rank's row: items, chunks, compute ns, scatter ns.
-const FIXED: usize = 4;
+/// Counters at the head of each rank's row: items, chunks, compute ns.
+const FIXED: usize = 3;
 
 /// Root-side serialized input: all bytes plus each rank's share.
 struct Serialized {
@@ -46,6 +48,14 @@ fn serialize<T: Serialize>(input: &[T], plan: &Plan) -> Result<Serialized, MapEr
     }
     counts_and_displs(&per_rank)?;
     Ok(Serialized { bytes, per_rank })
+}
+
+/// Scatterv counts and displacements into the root's whole send buffer, with
+/// the root's count zeroed: it keeps its share instead of sending it to itself.
+fn others_only(lens: &[usize]) -> Result<(Vec<i32>, Vec<i32>), MapError> {
+    let (mut counts, displs) = counts_and_displs(lens)?;
+    counts[0] = 0;
+    Ok((counts, displs))
 }
 
 /// Runs one static map; see the module docs for the protocol.
@@ -86,40 +96,48 @@ where
     }
     let plan = Plan::new(header[1] as usize, size, Some(header[2] as usize));
 
-    // 2. Scatter.
+    // 2. Scatter to the other ranks.
     let t = Instant::now();
     let lens: Option<Vec<u64>> = root_input
         .as_ref()
         .map(|s| s.per_rank.iter().map(|&l| l as u64).collect());
     let my_len = comm.scatter_u64(lens.as_deref()) as usize;
-    let mine = match &root_input {
+    let received = match &root_input {
         Some(s) => {
-            let (counts, displs) = counts_and_displs(&s.per_rank)?;
-            comm.scatter_bytes(Some((&s.bytes, &counts, &displs)), my_len)
+            let (counts, displs) = others_only(&s.per_rank)?;
+            comm.scatter_bytes(Some((&s.bytes, &counts, &displs)), 0);
+            None
         }
-        None => comm.scatter_bytes(None, my_len),
+        None => Some(comm.scatter_bytes(None, my_len)),
     };
-    let bytes_scattered = root_input.map_or(0, |s| s.bytes.len() as u64);
+    let bytes_scattered = root_input
+        .as_ref()
+        .map_or(0, |s| (s.bytes.len() - s.per_rank[0]) as u64);
     let scatter_s = t.elapsed().as_secs_f64();
 
-    // 3. Compute.
+    // 3. Compute, chunk by chunk, straight from the received (or own) bytes.
     let t = Instant::now();
+    let mine: &[u8] = match (&received, &root_input) {
+        (Some(bytes), _) => bytes,
+        (None, Some(s)) => &s.bytes[..s.per_rank[0]],
+        (None, None) => unreachable!("non-root ranks always receive"),
+    };
     let my_chunks: Vec<usize> = plan.chunks_of(rank).collect();
     let my_items = plan.items_of(rank);
-    let first = my_chunks.first().map_or(0, |&k| plan.range(k).start);
-    let mut items = kernel.decode::<T>(&mine, first, my_items).into_iter();
-    drop(mine);
     let mut out = Vec::new();
-    let mut row = vec![my_items as u64, my_chunks.len() as u64, 0, 0];
+    let mut row = vec![my_items as u64, my_chunks.len() as u64, 0];
+    let mut at = 0;
     for &k in &my_chunks {
         let range = plan.range(k);
-        let chunk_items: Vec<T> = items.by_ref().take(range.len()).collect();
-        let results = kernel.map_items(chunk_items, range.start, f);
+        let (items, used) = kernel.decode::<T>(&mine[at..], range.start, range.len());
+        at += used;
+        let results = kernel.map_items(items, range.start, f);
         row.push(kernel.encode(&results, range.start, &mut out) as u64);
     }
+    drop(received);
+    drop(root_input);
     let compute_s = t.elapsed().as_secs_f64();
     row[2] = (compute_s * 1e9) as u64;
-    row[3] = (scatter_s * 1e9) as u64;
 
     // 4. Counters (the root waits here for the slowest rank).
     let t = Instant::now();
@@ -129,18 +147,28 @@ where
     let rows = comm.gather_u64s_varcount(&row, comm.is_root().then_some(&row_lens[..]));
     let wait_s = t.elapsed().as_secs_f64();
 
-    // 5. Gather the results if they fit one collective.
+    // 5. Gather the other ranks' results if they fit one collective.
+    let row_at: Vec<usize> = offsets(&row_lens).collect();
     let per_rank_bytes: Option<Vec<usize>> = rows.as_ref().map(|rows| {
-        offsets(&row_lens)
+        row_at
+            .iter()
             .zip(&row_lens)
-            .map(|(at, &len)| rows[at + FIXED..at + len].iter().sum::<u64>() as usize)
+            .map(|(&at, &len)| rows[at + FIXED..at + len].iter().sum::<u64>() as usize)
             .collect()
     });
     let mut verdict = [OK];
+    let mut gather_counts = None;
     if let Some(lens) = &per_rank_bytes {
-        if let Err(e) = counts_and_displs(lens) {
-            verdict[0] = FAILED;
-            root_error = Some(e);
+        // The gathered buffer holds only the other ranks' bytes.
+        let others: Vec<usize> = std::iter::once(0)
+            .chain(lens[1..].iter().copied())
+            .collect();
+        match counts_and_displs(&others) {
+            Ok(c) => gather_counts = Some(c),
+            Err(e) => {
+                verdict[0] = FAILED;
+                root_error = Some(e);
+            }
         }
     }
     comm.broadcast_u64s(&mut verdict);
@@ -148,42 +176,46 @@ where
         return Err(root_error.unwrap_or(MapError::RootFailed));
     }
     let t = Instant::now();
-    let gathered = comm.gather_bytes(&out, per_rank_bytes.as_deref());
-    drop(out);
+    let gathered = comm.gather_bytes(
+        if comm.is_root() { &[] } else { &out },
+        gather_counts.as_ref().map(|(c, d)| (&c[..], &d[..])),
+    );
     let gather_s = t.elapsed().as_secs_f64();
 
-    let (Some(rows), Some(gathered)) = (rows, gathered) else {
-        let stats = MapStats {
-            schedule: Schedule::Static.name().into(),
-            items: my_items as u64,
-            ranks: size as u64,
-            threads: kernel.threads() as u64,
-            chunk: plan.chunk as u64,
-            chunks: my_chunks.len() as u64,
-            phases: Phases {
-                scatter: scatter_s,
-                compute: Spread::of([compute_s]),
-                ..Phases::default()
-            },
-            ..MapStats::default()
-        };
+    let (Some(rows), Some(gathered), Some(per_rank_bytes)) = (rows, gathered, per_rank_bytes)
+    else {
         return Ok(Mapped {
             results: None,
-            stats,
+            stats: MapStats {
+                schedule: Schedule::Static.name().into(),
+                items: my_items as u64,
+                ranks: size as u64,
+                threads: kernel.threads() as u64,
+                chunk: plan.chunk as u64,
+                chunks: my_chunks.len() as u64,
+                phases: Phases {
+                    scatter: scatter_s,
+                    compute: Spread::of([compute_s]),
+                    ..Phases::default()
+                },
+                ..MapStats::default()
+            },
         });
     };
 
-    // 6. Assemble in item order on the root.
+    // 6. Assemble in item order on the root: its own results from `out`, the
+    //    others' from the gathered buffer (which has no bytes for the root).
     let t = Instant::now();
-    let row_at: Vec<usize> = offsets(&row_lens).collect();
-    let rank_base: Vec<usize> = offsets(per_rank_bytes.as_deref().unwrap_or_default()).collect();
-    let mut cursor = rank_base;
+    let mut cursor: Vec<usize> = offsets(&per_rank_bytes)
+        .map(|at| at.saturating_sub(per_rank_bytes[0]))
+        .collect();
     let mut results = Vec::with_capacity(plan.items);
     let mut hasher = Xxh3Default::new();
     for k in 0..plan.chunks() {
         let owner = k % size;
         let len = rows[row_at[owner] + FIXED + k / size] as usize;
-        let bytes = &gathered[cursor[owner]..cursor[owner] + len];
+        let source = if owner == 0 { &out } else { &gathered };
+        let bytes = &source[cursor[owner]..cursor[owner] + len];
         cursor[owner] += len;
         hasher.update(bytes);
         let range = plan.range(k);
@@ -196,21 +228,18 @@ where
     }
     let assemble_s = t.elapsed().as_secs_f64();
 
-    let per_rank: Vec<RankStats> = row_at
+    let compute = Spread::of(row_at.iter().map(|&at| rows[at + 2] as f64 * 1e-9));
+    let per_rank = row_at
         .iter()
-        .map(|&at| RankStats {
-            items: rows[at],
-            chunks: rows[at + 1],
-            compute_s: rows[at + 2] as f64 * 1e-9,
-            wait_s: 0.0,
-        })
-        .collect();
-    let compute = Spread::of(per_rank.iter().map(|r| r.compute_s));
-    let per_rank = per_rank
-        .into_iter()
-        .map(|r| RankStats {
-            wait_s: compute.max - r.compute_s,
-            ..r
+        .map(|&at| {
+            let compute_s = rows[at + 2] as f64 * 1e-9;
+            RankStats {
+                items: rows[at],
+                chunks: rows[at + 1],
+                compute_s,
+                // Static ranks idle from their own end to the slowest rank's.
+                wait_s: compute.max - compute_s,
+            }
         })
         .collect();
     let stats = MapStats {

@@ -18,7 +18,11 @@ fn usage_errors_exit_2_on_every_rank() {
     ] {
         let r = hpcmap_run(2, args);
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.matches("error").count() >= 2, true, "both ranks explain: {}", r.stderr);
+        assert!(
+            r.stderr.matches("error").count() >= 2,
+            "both ranks explain: {}",
+            r.stderr
+        );
     }
 }
 
@@ -39,7 +43,12 @@ fn unreadable_inputs_are_clear_errors() {
         for ranks in [1, 3] {
             let r = hpcmap_run(ranks, &["wordcount", "--input", path.to_str().unwrap()]);
             assert_eq!(r.code, Some(1), "{}: {}", path.display(), r.stderr);
-            assert!(r.stderr.contains(message), "{}: expected '{message}' in {}", path.display(), r.stderr);
+            assert!(
+                r.stderr.contains(message),
+                "{}: expected '{message}' in {}",
+                path.display(),
+                r.stderr
+            );
             assert!(r.stderr.contains("rank 0"), "names the rank: {}", r.stderr);
         }
     }
@@ -69,13 +78,34 @@ fn more_ranks_than_items() {
 #[test]
 fn a_panicking_item_aborts_the_job_naming_rank_and_item() {
     for (ranks, threads) in [(1, "1"), (2, "1"), (3, "1"), (3, "2")] {
-        let r = hpcmap_run(ranks, &["spin", "--items", "50", "--micros", "20", "--fail-at", "33", "--threads", threads]);
+        let r = hpcmap_run(
+            ranks,
+            &[
+                "spin",
+                "--items",
+                "50",
+                "--micros",
+                "20",
+                "--fail-at",
+                "33",
+                "--threads",
+                threads,
+            ],
+        );
         assert_eq!(r.code, Some(3), "exit code at {ranks} ranks: {}", r.stderr);
         let plan = Plan::new(50, ranks, None);
         let owner = (33 / plan.chunk) % ranks;
         let expected = format!("rank {owner} (");
-        assert!(r.stderr.contains(&expected), "names rank {owner}: {}", r.stderr);
-        assert!(r.stderr.contains("panicked while mapping item 33"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&expected),
+            "names rank {owner}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("panicked while mapping item 33"),
+            "{}",
+            r.stderr
+        );
     }
 }
 
@@ -83,9 +113,21 @@ fn a_panicking_item_aborts_the_job_naming_rank_and_item() {
 fn unwritable_outputs_fail_before_computing() {
     let dir = temp_dir("outputs");
     let cases = [
-        (vec!["mandelbrot", "--output"], dir.join("no/such/dir/m.png"), "cannot write output"),
-        (vec!["mandelbrot", "--output"], dir.join("isdir.png"), "is a directory"),
-        (vec!["square", "--json"], dir.join("no/such/dir/r.jsonl"), "cannot append to --json file"),
+        (
+            vec!["mandelbrot", "--output"],
+            dir.join("no/such/dir/m.png"),
+            "cannot write output",
+        ),
+        (
+            vec!["mandelbrot", "--output"],
+            dir.join("isdir.png"),
+            "is a directory",
+        ),
+        (
+            vec!["square", "--json"],
+            dir.join("no/such/dir/r.jsonl"),
+            "cannot append to --json file",
+        ),
     ];
     std::fs::create_dir(dir.join("isdir.png")).unwrap();
     for (args, path, message) in cases {
@@ -93,7 +135,11 @@ fn unwritable_outputs_fail_before_computing() {
         all.push(path.to_str().unwrap());
         let r = hpcmap_run(2, &all);
         assert_eq!(r.code, Some(1), "{all:?}: {}", r.stderr);
-        assert!(r.stderr.contains(message), "expected '{message}': {}", r.stderr);
+        assert!(
+            r.stderr.contains(message),
+            "expected '{message}': {}",
+            r.stderr
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -105,7 +151,16 @@ fn an_existing_output_survives_a_failed_run() {
     std::fs::write(&png, b"earlier good image").unwrap();
     // The JSON path is unwritable, so the run fails before the image is replaced.
     let json = dir.join("missing/r.jsonl");
-    let r = hpcmap_run(2, &["mandelbrot", "--output", png.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let r = hpcmap_run(
+        2,
+        &[
+            "mandelbrot",
+            "--output",
+            png.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, Some(1));
     assert_eq!(std::fs::read(&png).unwrap(), b"earlier good image");
     let _ = std::fs::remove_dir_all(dir);

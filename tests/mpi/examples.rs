@@ -12,8 +12,16 @@ fn lecture_pool_map_at_five_ranks() {
 fn process_and_queue_as_messages() {
     for ranks in [2, 3] {
         let r = mpirun(ranks, &example("process_queue"), &[]).ok();
-        assert!(r.stdout.contains("This happens in parallel."), "{}", r.stdout);
-        assert!(r.stdout.contains(r#"[Int(42), None, Str("hello")]"#), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("This happens in parallel."),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains(r#"[Int(42), None, Str("hello")]"#),
+            "{}",
+            r.stdout
+        );
     }
 }
 

@@ -55,7 +55,12 @@ impl Run {
         self.stdout
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no '{key}:' line in output:\n{}\n{}", self.stdout, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no '{key}:' line in output:\n{}\n{}",
+                    self.stdout, self.stderr
+                )
+            })
             .to_string()
     }
 

@@ -19,7 +19,10 @@ const RANKS: [usize; 4] = [1, 2, 3, 8];
 fn serial<W: Workload>(w: &W) -> (Value, String) {
     let results: Vec<W::Output> = w.items().unwrap().into_iter().map(|i| w.map(i)).collect();
     let answer = w.answer(&results).value;
-    (answer, format!("{:016x}", hpcmap::checksum(&results).unwrap()))
+    (
+        answer,
+        format!("{:016x}", hpcmap::checksum(&results).unwrap()),
+    )
 }
 
 /// Runs `args` at every rank count (plus threads and block-cyclic chunks) and
@@ -34,10 +37,24 @@ fn check_everywhere<W: Workload>(w: &W, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(extra.iter().copied());
         let r = record(ranks, &all);
-        assert_eq!(r["answer"]["value"], answer, "answer at {ranks} ranks {extra:?}");
-        assert_eq!(r["checksum"], checksum, "checksum at {ranks} ranks {extra:?}");
+        assert_eq!(
+            r["answer"]["value"], answer,
+            "answer at {ranks} ranks {extra:?}"
+        );
+        assert_eq!(
+            r["checksum"], checksum,
+            "checksum at {ranks} ranks {extra:?}"
+        );
         assert_eq!(r["ranks"], ranks as u64);
-        assert_eq!(r["items"], r["per_rank"].as_array().unwrap().iter().map(|p| p["items"].as_u64().unwrap()).sum::<u64>());
+        assert_eq!(
+            r["items"],
+            r["per_rank"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["items"].as_u64().unwrap())
+                .sum::<u64>()
+        );
     }
     answer
 }
@@ -57,27 +74,60 @@ fn primes_below_ten_million() {
 
 #[test]
 fn pi_is_seeded_per_task() {
-    let w = Pi { samples: 2_000_000, tasks: 37, seed: 7 };
-    let answer = check_everywhere(&w, &["pi", "--samples", "2000000", "--tasks", "37", "--seed", "7"]);
+    let w = Pi {
+        samples: 2_000_000,
+        tasks: 37,
+        seed: 7,
+    };
+    let answer = check_everywhere(
+        &w,
+        &["pi", "--samples", "2000000", "--tasks", "37", "--seed", "7"],
+    );
     let estimate = answer["estimate"].as_f64().unwrap();
     assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
 }
 
 #[test]
 fn mandelbrot_rows() {
-    let w = Mandelbrot { width: 300, height: 201, max_iter: 200, output: None };
-    check_everywhere(&w, &["mandelbrot", "--width", "300", "--height", "201", "--max-iter", "200"]);
+    let w = Mandelbrot {
+        width: 300,
+        height: 201,
+        max_iter: 200,
+        output: None,
+    };
+    check_everywhere(
+        &w,
+        &[
+            "mandelbrot",
+            "--width",
+            "300",
+            "--height",
+            "201",
+            "--max-iter",
+            "200",
+        ],
+    );
 }
 
 #[test]
 fn spin_with_skew() {
-    let w = Spin { items: 500, micros: 5.0, skew: 4.0, fail_at: None };
-    check_everywhere(&w, &["spin", "--items", "500", "--micros", "5", "--skew", "4"]);
+    let w = Spin {
+        items: 500,
+        micros: 5.0,
+        skew: 4.0,
+        fail_at: None,
+    };
+    check_everywhere(
+        &w,
+        &["spin", "--items", "500", "--micros", "5", "--skew", "4"],
+    );
 }
 
 /// Writes `words` random words from a small vocabulary; returns the file and the true counts.
 fn text_file(dir: &std::path::Path, name: &str, words: usize, seed: u64) -> PathBuf {
-    const VOCAB: [&str; 8] = ["alpha", "Beta", "gamma", "delta", "épsilon", "zeta", "eta", "theta"];
+    const VOCAB: [&str; 8] = [
+        "alpha", "Beta", "gamma", "delta", "épsilon", "zeta", "eta", "theta",
+    ];
     let mut rng = SplitMix64::for_item(seed, 0);
     let mut text = String::new();
     for i in 0..words {
@@ -95,14 +145,30 @@ fn wordcount_over_several_files() {
     // Over 256 KiB, so the big file is cut into several pieces (items).
     let big = text_file(&dir, "big.txt", 120_000, 1);
     let small = text_file(&dir, "small.txt", 1000, 2);
-    let w = WordCount { inputs: vec![big.clone(), small.clone()], top: 8 };
+    let w = WordCount {
+        inputs: vec![big.clone(), small.clone()],
+        top: 8,
+    };
     assert!(w.items().unwrap().len() > 2, "the test needs several items");
-    let args = ["wordcount", "--input", big.to_str().unwrap(), small.to_str().unwrap(), "--top", "8"];
+    let args = [
+        "wordcount",
+        "--input",
+        big.to_str().unwrap(),
+        small.to_str().unwrap(),
+        "--top",
+        "8",
+    ];
     let answer = check_everywhere(&w, &args);
     assert_eq!(answer["words"], 121_000);
     assert_eq!(answer["distinct"], 8);
     // "Beta" is counted as "beta": case folds.
-    assert!(answer["top"].as_array().unwrap().iter().any(|e| e[0] == "beta"));
+    assert!(
+        answer["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e[0] == "beta")
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -112,7 +178,18 @@ fn mandelbrot_writes_a_png_of_the_right_size() {
     let png = dir.join("m.png");
     crate::util::hpcmap_run(
         3,
-        &["mandelbrot", "--width", "64", "--height", "48", "--max-iter", "100", "--output", png.to_str().unwrap(), "-q"],
+        &[
+            "mandelbrot",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--max-iter",
+            "100",
+            "--output",
+            png.to_str().unwrap(),
+            "-q",
+        ],
     )
     .ok();
     let bytes = std::fs::read(&png).unwrap();
@@ -121,11 +198,28 @@ fn mandelbrot_writes_a_png_of_the_right_size() {
     assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 64);
     assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 48);
     let pgm = dir.join("m.pgm");
-    crate::util::hpcmap_run(2, &["mandelbrot", "--width", "64", "--height", "48", "--output", pgm.to_str().unwrap(), "-q"]).ok();
+    crate::util::hpcmap_run(
+        2,
+        &[
+            "mandelbrot",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--output",
+            pgm.to_str().unwrap(),
+            "-q",
+        ],
+    )
+    .ok();
     let bytes = std::fs::read(&pgm).unwrap();
     assert!(bytes.starts_with(b"P5\n64 48\n255\n"));
     assert_eq!(bytes.len(), 13 + 64 * 48);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left behind");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -134,16 +228,38 @@ fn mandelbrot_writes_a_png_of_the_right_size() {
 fn record_has_the_documented_fields() {
     let r = record(2, &["square", "--items", "1000"]);
     for field in [
-        "workload", "items", "ranks", "nodes", "hosts", "threads", "schedule", "chunk", "wall_s",
-        "phases", "bytes_scattered", "bytes_gathered", "items_per_s", "imbalance", "answer", "checksum",
+        "workload",
+        "items",
+        "ranks",
+        "nodes",
+        "hosts",
+        "threads",
+        "schedule",
+        "chunk",
+        "wall_s",
+        "phases",
+        "bytes_scattered",
+        "bytes_gathered",
+        "items_per_s",
+        "imbalance",
+        "answer",
+        "checksum",
     ] {
         assert!(r.get(field).is_some(), "missing {field} in {r}");
     }
     assert_eq!(r["workload"], "square");
     assert_eq!(r["hosts"].as_array().unwrap().len(), 2);
-    assert_eq!(r["bytes_scattered"], 8000);
-    assert_eq!(r["bytes_gathered"], 8000);
-    for phase in ["serialize", "scatter", "compute", "wait", "gather", "assemble"] {
+    // The root keeps its own half: only the other rank's 500 items cross MPI.
+    assert_eq!(r["bytes_scattered"], 4000);
+    assert_eq!(r["bytes_gathered"], 4000);
+    for phase in [
+        "serialize",
+        "scatter",
+        "compute",
+        "wait",
+        "gather",
+        "assemble",
+    ] {
         assert!(r["phases"].get(phase).is_some(), "missing phase {phase}");
     }
 }
