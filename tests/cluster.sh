@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Multi-node test of hpcmap on a namespace cluster (scripts/cluster.sh).
+set -uo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: tests/cluster.sh [--help]
+
+Brings up a 2-node cluster of network namespaces (scripts/cluster.sh up),
+then checks:
+  - mpirun across the cluster reaches both node1 and node2
+  - 'hpcmap run square --items 200000' at 4 ranks (2 per node) reports both
+    hostnames (report 'nodes:' line and the JSON 'hosts' array) and gives the
+    same 'answer:' as the same job on one node (plain local mpirun)
+  - with a 100mbit cap per node, a data-heavy run (--items 2000000) is
+    measurably slower across the nodes than on one node (and than across
+    uncapped nodes), comparing wall_s from the --json records of this run
+The cluster is always torn down at the end (also on failure or Ctrl-C).
+Every command runs under 'timeout'. Needs root. Takes well under 2 minutes.
+
+Environment:
+  HPCMAP_BIN         binary to test (default target/release/hpcmap; built
+                     with 'cargo build --release' when missing)
+  HPCMAP_CLUSTER_DIR state directory for scripts/cluster.sh
+  CAP_RATE           bandwidth cap for the slow-link check (default 100mbit)
+
+Prints a final line 'N passed, M failed'; exits non-zero on any failure.
+EOF
+}
+
+case ${1:-} in
+    -h | --help) usage; exit 0 ;;
+    "") ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+esac
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+CLUSTER=$ROOT/scripts/cluster.sh
+BIN=${HPCMAP_BIN:-$ROOT/target/release/hpcmap}
+CAP_RATE=${CAP_RATE:-100mbit}
+SMALL=200000
+BIG=2000000
+WORK=$(mktemp -d /tmp/hpcmap-cluster-test.XXXXXX)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# 4 ranks on a 2-core machine: allow oversubscription for the local runs.
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    timeout 60 "$CLUSTER" down >/dev/null 2>&1 || echo "warning: cluster down failed" >&2
+    rm -rf "$WORK"
+}
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+    exit
+}
+# t SECS CMD...: CMD under timeout, run in the background and waited for, so
+# that Ctrl-C / SIGTERM reach the trap at once (bash defers traps while a
+# foreground child runs) and the trap can stop the child by its pid.
+CHILD=""
+t() {
+    timeout "$1" "${@:2}" &
+    CHILD=$!
+    wait "$CHILD"
+    local rc=$?
+    CHILD=""
+    return $rc
+}
+# shellcheck disable=SC2317 # invoked by the INT/TERM traps
+interrupted() {
+    echo "interrupted" >&2
+    [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null
+    exit 130
+}
+trap cleanup EXIT
+trap interrupted INT TERM
+
+if [[ $(id -u) -ne 0 ]]; then
+    fail "must run as root (network namespaces)"; finish
+fi
+
+# ---------------------------------------------------------------- binary
+if [[ ! -x $BIN ]]; then
+    echo "building $BIN (cargo build --release)"
+    t 600 cargo build --release -q || true
+fi
+if [[ ! -x $BIN ]]; then
+    fail "binary $BIN missing"; finish
+fi
+command -v mpirun >/dev/null 2>&1 || { fail "mpirun not installed"; finish; }
+
+# ---------------------------------------------------------------- helpers
+# json_get FILE KEY: top-level KEY of a JSON file; arrays joined with ','.
+json_get() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+if isinstance(v, list):  # one record per line/array: take the last
+    v = v[-1]
+v = v.get(sys.argv[2], "")
+print(",".join(map(str, v)) if isinstance(v, list) else v)
+EOF
+    else
+        # Fallback without python: flat regex on the first occurrence.
+        tr -d '\n' <"$1" | grep -o "\"$2\": *\(\[[^]]*\]\|[-0-9.eE+]*\)" | head -1 |
+            sed 's/^[^:]*: *//; s/[][" ]//g'
+    fi
+}
+
+# run_cluster NAME ITEMS: 4 ranks over the 2 nodes; report in $WORK/NAME.out, JSON in $WORK/NAME.json
+run_cluster() {
+    t 90 "$CLUSTER" exec -n 4 "$BIN" run square --items "$2" --json "$WORK/$1.json" >"$WORK/$1.out" 2>&1
+}
+# run_local NAME ITEMS: the same job with a plain mpirun on this machine (one node)
+run_local() {
+    t 90 mpirun -n 4 "$BIN" run square --items "$2" --json "$WORK/$1.json" >"$WORK/$1.out" 2>&1
+}
+show() { sed 's/^/    | /' "$WORK/$1.out" | tail -n 20; }
+answer() { grep -m1 '^answer:' "$WORK/$1.out"; }
+
+# ---------------------------------------------------------------- cluster up
+if t 120 "$CLUSTER" up --nodes 2 --slots 2 >"$WORK/up.out" 2>&1 &&
+    t 30 "$CLUSTER" status >"$WORK/status.out" 2>&1; then
+    pass "cluster up (2 nodes x 2 slots) and status ok"
+else
+    cat "$WORK/up.out" "$WORK/status.out" 2>/dev/null
+    fail "cluster up"; finish
+fi
+
+# ---------------------------------------------------------------- MPI wiring
+hosts=$(timeout 60 "$CLUSTER" exec -n 4 hostname 2>&1 | sort | uniq -c | awk '{print $2 "x" $1}' | xargs)
+if [[ $hosts == "node1x2 node2x2" ]]; then
+    pass "mpirun -n 4 hostname spreads over the cluster ($hosts)"
+else
+    fail "mpirun -n 4 hostname: expected node1x2 node2x2, got '$hosts'"
+fi
+
+# ---------------------------------------------------------------- correctness across nodes
+if run_cluster multi $SMALL; then
+    pass "hpcmap run square --items $SMALL on 2 nodes x 2 ranks"
+else
+    show multi; fail "hpcmap on the cluster exited non-zero"
+fi
+nodes_line=$(grep -m1 '^nodes:' "$WORK/multi.out" || true)
+if [[ $nodes_line =~ node1 && $nodes_line =~ node2 ]]; then
+    pass "report lists both hosts: $nodes_line"
+else
+    show multi; fail "report 'nodes:' line lacks node1/node2: '$nodes_line'"
+fi
+if grep -q '^ranks: *4\b' "$WORK/multi.out"; then
+    pass "report says ranks: 4"
+else
+    fail "report lacks 'ranks: 4'"
+fi
+json_hosts=$( [[ -s $WORK/multi.json ]] && json_get "$WORK/multi.json" hosts 2>/dev/null)
+if [[ ,$json_hosts, == *,node1,* && ,$json_hosts, == *,node2,* ]]; then
+    pass "JSON hosts = [$json_hosts]"
+else
+    fail "JSON hosts lacks node1/node2: '$json_hosts'"
+fi
+
+if run_local local $SMALL; then
+    pass "hpcmap run square --items $SMALL on one node x 4 ranks"
+else
+    show local; fail "hpcmap local mpirun exited non-zero"
+fi
+a_multi=$(answer multi || true)
+a_local=$(answer local || true)
+if [[ -n $a_multi && $a_multi == "$a_local" ]]; then
+    pass "same answer on 2 nodes and on 1 node ($a_multi)"
+else
+    fail "answers differ: cluster '$a_multi' vs local '$a_local'"
+fi
+
+# ---------------------------------------------------------------- capped link is slower
+wall() { json_get "$WORK/$1.json" wall_s 2>/dev/null; }
+run_cluster big-fast $BIG || { show big-fast; fail "uncapped cluster run (--items $BIG)"; }
+run_local big-local $BIG || { show big-local; fail "local run (--items $BIG)"; }
+if t 60 "$CLUSTER" up --nodes 2 --slots 2 --rate "$CAP_RATE" >"$WORK/up2.out" 2>&1 &&
+    status=$(timeout 30 "$CLUSTER" status 2>&1) &&
+    [[ $(grep -ci "^node[12] .* ${CAP_RATE%bit}" <<<"$status") -eq 2 ]]; then
+    pass "cap $CAP_RATE applied to the nodes"
+else
+    cat "$WORK/up2.out"; timeout 30 "$CLUSTER" status
+    fail "could not apply cap $CAP_RATE"
+fi
+run_cluster big-capped $BIG || { show big-capped; fail "capped cluster run (--items $BIG)"; }
+
+w_local=$(wall big-local)
+w_fast=$(wall big-fast)
+w_capped=$(wall big-capped)
+echo "wall_s for --items $BIG at 4 ranks: one node $w_local, 2 nodes uncapped $w_fast, 2 nodes at $CAP_RATE $w_capped"
+isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
+if isnum "$w_local" && isnum "$w_capped" && isnum "$w_fast"; then
+    # "Measurably slower": at least 1.5x and 50 ms more than one node.
+    if awk -v c="$w_capped" -v l="$w_local" 'BEGIN { exit !(c > 1.5 * l && c - l > 0.05) }'; then
+        pass "at $CAP_RATE the cluster run is slower than one node ($w_capped s vs $w_local s)"
+    else
+        fail "at $CAP_RATE the cluster run is not measurably slower ($w_capped s vs $w_local s)"
+    fi
+    if awk -v c="$w_capped" -v f="$w_fast" 'BEGIN { exit !(c > f) }'; then
+        pass "the cap slows the cluster run ($w_capped s capped vs $w_fast s uncapped)"
+    else
+        fail "capped cluster run not slower than uncapped ($w_capped s vs $w_fast s)"
+    fi
+else
+    fail "missing wall_s in JSON (local '$w_local', uncapped '$w_fast', capped '$w_capped')"
+fi
+if [[ $(answer big-capped) == "$(answer big-local)" && -n $(answer big-local) ]]; then
+    pass "same answer for --items $BIG capped across nodes and on one node"
+else
+    fail "answers differ for --items $BIG: '$(answer big-capped)' vs '$(answer big-local)'"
+fi
+
+finish

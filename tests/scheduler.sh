@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# End-to-end test of the job templates in pbs/ under a real scheduler.
+#
+# Starts a single-node Slurm (scripts/slurm.sh up), submits pbs/map.pbs,
+# pbs/scaling.pbs and pbs/array.pbs with Slurm's PBS `qsub` exactly as a user
+# would (small workloads through -v), waits with the scheduler's own commands,
+# and checks answers, JSON records, exit states, qdel and signal forwarding.
+# No PBS server exists here, so each template's PBS branch is also run directly
+# with a PBS-style environment (PBS_NODEFILE, PBS_O_WORKDIR, PBS_JOBID, array
+# indices of PBS Pro and Torque). Every wait is bounded.
+# Helpers run through check() look unreachable to shellcheck:
+# shellcheck disable=SC2317
+set -uo pipefail
+
+PROG=$(basename "$0")
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+
+usage() {
+    cat <<EOF
+Usage: bash tests/$PROG [--keep] [--help]
+
+Tests pbs/*.pbs under a real local Slurm (with its PBS qsub/qstat/qdel
+wrappers) and their PBS branches with a simulated PBS environment. Needs root
+and the release binary (cargo build --release). Installs slurm-wlm,
+slurm-wlm-torque, munge and shellcheck with apt when missing. Ends with the
+line 'N passed, M failed'; exits non-zero if any check failed.
+
+Options:
+  --keep   keep the work directory and leave Slurm running afterwards
+           (by default Slurm is stopped again if this test started it)
+
+Environment:
+  HPCMAP_BIN       binary to test (default: target/release/hpcmap)
+  HPCMAP_TEST_DIR  parent of the work directory (default: /tmp)
+EOF
+}
+
+KEEP=0
+for arg in "$@"; do
+    case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    --keep) KEEP=1 ;;
+    *) echo "$PROG: unknown argument $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+PASS=0
+FAIL=0
+DEADLINE=$((SECONDS + ${HPCMAP_TEST_TIMEOUT:-170})) # all waits end by then
+ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$1"; }
+not_ok() {
+    FAIL=$((FAIL + 1))
+    printf 'FAIL %s\n' "$1"
+    [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/     | /' | tail -40
+    return 0
+}
+# check DESC CMD...: one check, passing when CMD succeeds.
+check() {
+    local desc=$1 out
+    shift
+    if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "$out"; fi
+}
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2"$'\n'"actual:   $3"; fi
+}
+finish() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+    exit $?
+}
+
+# json FILE N PATH...: fields of the Nth JSON line (-1: the last), space-separated;
+# PATH is dot-separated (answer.value, hosts.0); a missing or null field prints null.
+json() {
+    perl -MJSON::PP -e '
+        my ($file, $n, @paths) = @ARGV;
+        open my $fh, "<", $file or die "cannot open $file\n";
+        my @recs = map { JSON::PP->new->allow_bignum->decode($_) } grep { /\S/ } <$fh>;
+        my $r = $recs[$n > 0 ? $n - 1 : $n] or die "no record $n in $file\n";
+        my @out;
+        for my $path (@paths) {
+            my $v = $r;
+            for my $k (split /\./, $path) {
+                $v = ref($v) eq "ARRAY" ? $v->[$k] : ref($v) eq "HASH" ? $v->{$k} : undef;
+            }
+            push @out, defined $v ? (ref($v) =~ /^(HASH|ARRAY)$/ ? "<$1>" : "$v") : "null";
+        }
+        print join(" ", @out);
+    ' "$@"
+}
+no_nulls() { local v; v=$(json "$@") && ! grep -qw null <<<"$v"; }
+qstat_lists() { timeout 10 qstat | grep -q "^$1 "; }
+json_count() { [ -f "$1" ] && grep -c . "$1" || echo 0; }
+
+# --- prerequisites -------------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || { echo "$PROG: must run as root" >&2; exit 2; }
+BIN=${HPCMAP_BIN:-$REPO/target/release/hpcmap}
+if [ ! -x "$BIN" ]; then
+    not_ok "release binary exists" "no executable $BIN: run 'cargo build --release' first"
+    finish
+fi
+
+WORK=$(mktemp -d "${HPCMAP_TEST_DIR:-/tmp}/hpcmap-scheduler.XXXXXX")
+SUBMITTED=()
+SLURM_STARTED=0
+cleanup() {
+    local id
+    for id in "${SUBMITTED[@]}"; do qdel "$id" >/dev/null 2>&1 || true; done
+    if [ "$KEEP" -eq 1 ]; then
+        echo "kept work directory $WORK"
+    else
+        rm -rf "$WORK"
+        [ "$SLURM_STARTED" -eq 1 ] && timeout 60 bash "$REPO/scripts/slurm.sh" down >/dev/null 2>&1
+    fi
+    return 0
+}
+trap cleanup EXIT
+echo "# work directory: $WORK; binary: $BIN"
+
+# A submit directory shaped like the repo root: the templates find the
+# binary at target/release/hpcmap relative to it, or through HPCMAP_BIN.
+SUB=$WORK/submit
+mkdir -p "$SUB/pbs" "$SUB/scripts"
+cp "$REPO"/pbs/*.pbs "$SUB/pbs/"
+cp "$REPO/scripts/merge-parts.sh" "$SUB/scripts/"
+if [ -n "${HPCMAP_BIN:-}" ]; then
+    VBIN="HPCMAP_BIN=$BIN,"
+else
+    mkdir -p "$SUB/target/release"
+    ln -s "$BIN" "$SUB/target/release/hpcmap"
+    VBIN=""
+fi
+HOST=$(hostname)
+SQ1000=333833500 # sum of squares 1..1000
+SQ100K=333338333350000 # sum of squares 1..100000
+PI1E5=9592 # primes below 100000
+PI1E6=78498 # primes below 1000000
+
+# --- static checks -------------------------------------------------------------------
+if ! command -v shellcheck >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q shellcheck >/dev/null 2>&1 ||
+        { timeout 60 apt-get update -q >/dev/null 2>&1
+          DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q shellcheck >/dev/null 2>&1; }
+fi
+if command -v shellcheck >/dev/null; then
+    check "shellcheck pbs/*.pbs scripts/slurm.sh scripts/merge-parts.sh tests/scheduler.sh" \
+        shellcheck "$REPO"/pbs/*.pbs "$REPO/scripts/slurm.sh" "$REPO/scripts/merge-parts.sh" "$REPO/tests/scheduler.sh"
+else
+    not_ok "shellcheck available" "apt-get install shellcheck failed"
+fi
+check "scripts/slurm.sh --help" bash "$REPO/scripts/slurm.sh" --help
+check "scripts/merge-parts.sh --help" bash "$REPO/scripts/merge-parts.sh" --help
+
+# --- Slurm up --------------------------------------------------------------------------
+if ! timeout 5 sinfo -h >/dev/null 2>&1; then SLURM_STARTED=1; fi
+if out=$(timeout 240 bash "$REPO/scripts/slurm.sh" up 2>&1); then
+    ok "scripts/slurm.sh up"
+else
+    not_ok "scripts/slurm.sh up" "$out"
+    finish
+fi
+pids_before=$(cat /run/slurmctld.pid /run/slurmd.pid 2>/dev/null | tr '\n' ' ')
+check "scripts/slurm.sh up is idempotent" timeout 60 bash "$REPO/scripts/slurm.sh" up
+check_eq "second 'up' keeps the running daemons" "$pids_before" "$(cat /run/slurmctld.pid /run/slurmd.pid 2>/dev/null | tr '\n' ' ')"
+check "scripts/slurm.sh status" timeout 20 bash "$REPO/scripts/slurm.sh" status
+check_eq "sinfo shows node $(hostname -s) idle" idle "$(timeout 10 sinfo -h -N -n "$(hostname -s)" -o %T | head -1)"
+
+# --- submit with qsub, as a user would -------------------------------------------------
+# submit VAR ARGS...: qsub ARGS from the submit dir, job id into VAR.
+submit() {
+    local var=$1 id
+    shift
+    if id=$(cd "$SUB" && timeout 30 qsub "$@" 2>&1) && [[ $id =~ ^[0-9]+$ ]]; then
+        SUBMITTED+=("$id")
+        printf -v "$var" '%s' "$id"
+        ok "qsub $*  -> job $id"
+    else
+        printf -v "$var" '%s' ""
+        not_ok "qsub $*" "$id"
+    fi
+}
+submit J_SQ -v "${VBIN}WORKLOAD=square,ITEMS=1000" pbs/map.pbs
+submit J_PR -v "${VBIN}WORKLOAD=primes,LIMIT=100000" pbs/map.pbs
+submit J_OVER -l nodes=1:ppn=1 -v "${VBIN}WORKLOAD=square,ITEMS=1000,RANKS_PER_NODE=3" pbs/map.pbs
+submit J_BAD -v "${VBIN}WORKLOAD=square,ITEMS=notanumber" pbs/map.pbs
+submit J_SCALE -v "${VBIN}WORKLOAD=square,ITEMS=100000,MAX_RPN=4" pbs/scaling.pbs
+submit J_ARR -t 1-4 -v "${VBIN}WORKLOAD=primes,LIMIT=1000000" pbs/array.pbs
+submit J_ARR3 -t 1-3 -v "${VBIN}WORKLOAD=square,ITEMS=1000" pbs/array.pbs
+if [ -n "$J_SQ" ]; then
+    check "qstat lists job $J_SQ" qstat_lists "$J_SQ"
+fi
+
+# --- meanwhile: the PBS branches, run directly with a PBS-style environment ---------------
+PBSW=$WORK/pbs-workdir
+mkdir -p "$PBSW"
+printf '%s\n' "$HOST" "$HOST" "$HOST" >"$WORK/nodefile3"
+printf '%s\n' "$HOST" "$HOST" >"$WORK/nodefile2"
+# pbs_run LOG NODEFILE TEMPLATE VAR=VALUE...: the template as PBS would start it.
+pbs_run() {
+    local log=$1 nodefile=$2 template=$3
+    shift 3
+    (cd / && env -u SLURM_JOB_ID -u SLURM_JOBID -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_JOB_ID \
+        PBS_NODEFILE="$nodefile" PBS_O_WORKDIR="$PBSW" PBS_ENVIRONMENT=PBS_BATCH \
+        HPCMAP_BIN="$BIN" "$@" timeout 60 bash "$REPO/pbs/$template") >"$log" 2>&1
+}
+pbs_run "$WORK/pbs-map.log" "$WORK/nodefile3" map.pbs PBS_JOBID=4242.pbsserver WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "PBS branch: map.pbs exit code" 0 "$rc"
+check "PBS branch: map.pbs saw the nodefile allocation ($HOST:3)" \
+    grep -q "allocation: 1 node(s): $HOST:3" "$WORK/pbs-map.log"
+check "PBS branch: map.pbs used PBS_JOBID and PBS_O_WORKDIR" grep -q "scheduler: pbs, job 4242.pbsserver, workdir $PBSW" "$WORK/pbs-map.log"
+F=$PBSW/results/4242.pbsserver.jsonl
+check_eq "PBS branch: map.pbs JSON record in results/4242.pbsserver.jsonl" 1 "$(json_count "$F")"
+check_eq "PBS branch: map.pbs record ranks" 3 "$(json "$F" 1 ranks 2>&1)"
+check_eq "PBS branch: map.pbs answer.value" "$SQ1000" "$(json "$F" 1 answer.value 2>&1)"
+
+pbs_run "$WORK/pbs-scaling.log" "$WORK/nodefile2" scaling.pbs PBS_JOBID=4243.pbsserver WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "PBS branch: scaling.pbs exit code" 0 "$rc"
+F=$PBSW/results/4243.pbsserver.scaling.jsonl
+check_eq "PBS branch: scaling.pbs ranks per run (1, 2 for 2 slots)" "1 2" \
+    "$(for n in 1 2; do json "$F" "$n" ranks 2>&1; echo; done | xargs)"
+
+for i in 1 2; do # PBS Pro array
+    pbs_run "$WORK/pbs-array-pro$i.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4244[$i].pbsserver" \
+        "PBS_ARRAY_ID=4244[].pbsserver" PBS_ARRAY_INDEX=$i PARTS=2 WORKLOAD=primes LIMIT=1000000 ||
+        not_ok "PBS Pro array part $i exit code" "$(cat "$WORK/pbs-array-pro$i.log")"
+done
+check_eq "PBS Pro array (PBS_ARRAY_INDEX): merged parts" "answer: $PI1E6" \
+    "$(bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4244.pbsserver.parts" 2>&1 | tail -1)"
+for i in 1 2 3; do # Torque array
+    pbs_run "$WORK/pbs-array-torque$i.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4245[$i].pbsserver" \
+        PBS_ARRAYID=$i PARTS=3 WORKLOAD=square ITEMS=1000 ||
+        not_ok "Torque array part $i exit code" "$(cat "$WORK/pbs-array-torque$i.log")"
+done
+check_eq "Torque array (PBS_ARRAYID): merged parts" "answer: $SQ1000" \
+    "$(bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4245.pbsserver.parts" 2>&1 | tail -1)"
+check_eq "Torque array part record has part \"2/3\"" "2/3" \
+    "$(json "$PBSW/results/4245.pbsserver.parts/part-2.jsonl" 1 part 2>&1)"
+rm -f "$PBSW/results/4245.pbsserver.parts/part-3.jsonl"
+bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4245.pbsserver.parts" >"$WORK/merge-missing.log" 2>&1
+rc=$?
+check_eq "merge-parts.sh fails (1) when a part is missing" 1 "$rc"
+
+pbs_run "$WORK/pbs-array-none.log" "$WORK/nodefile2" array.pbs PBS_JOBID=4246.pbsserver
+rc=$?
+check_eq "array.pbs outside an array job exits 2" 2 "$rc"
+
+# Signal forwarding: SIGTERM to the job shell (PBS at the walltime) reaches mpirun.
+(cd / && exec env -u SLURM_JOB_ID PBS_NODEFILE="$WORK/nodefile2" PBS_O_WORKDIR="$PBSW" \
+    PBS_JOBID=4247.pbsserver HPCMAP_BIN="$BIN" WORKLOAD=spin ITEMS=1000000 MICROS=1000 \
+    bash "$REPO/pbs/map.pbs") >"$WORK/pbs-signal.log" 2>&1 &
+SIGPID=$!
+for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-signal.log" && break; sleep 0.1; done
+sleep 1
+kill -TERM "$SIGPID" 2>/dev/null
+ended=0
+for _ in $(seq 1 200); do kill -0 "$SIGPID" 2>/dev/null || { ended=1; break; }; sleep 0.1; done
+if [ "$ended" -eq 1 ]; then
+    ok "PBS branch: SIGTERM to the job script ends the run within 20 s"
+else
+    not_ok "PBS branch: SIGTERM to the job script ends the run within 20 s" "$(cat "$WORK/pbs-signal.log")"
+    kill -KILL "$SIGPID" 2>/dev/null
+fi
+wait "$SIGPID" 2>/dev/null
+check "PBS branch: SIGTERM forwarded to mpirun" grep -q "received SIGTERM; forwarding to mpirun" "$WORK/pbs-signal.log"
+
+# --- wait for the Slurm jobs with the scheduler's own commands ------------------------------
+TERMINAL='COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED'
+# states ID: JobState of the job (every task of an array), one per line.
+states() { timeout 10 scontrol -o show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
+# wait_done ID...: until squeue shows none of them pending or running (bounded).
+wait_done() {
+    local id busy
+    while [ "$SECONDS" -lt "$DEADLINE" ]; do
+        busy=0
+        for id in "$@"; do
+            [ -z "$id" ] && continue
+            if states "$id" | grep -qvE "^($TERMINAL)$"; then busy=1; fi
+            [ -n "$(timeout 10 squeue -h -j "$id" -t PD,R,CG,CF,S 2>/dev/null)" ] && busy=1
+        done
+        [ "$busy" -eq 0 ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+if wait_done "$J_SQ" "$J_PR" "$J_OVER" "$J_BAD" "$J_SCALE" "$J_ARR" "$J_ARR3"; then
+    ok "all submitted jobs finished (squeue/scontrol)"
+else
+    not_ok "all submitted jobs finished before the deadline" "$(timeout 10 squeue 2>&1)"
+fi
+
+# job_out ID [TASK]: the job's output file (qsub's default name: <script>.o<id>[.<task>]).
+job_out() {
+    local f
+    for f in "$SUB"/*.o"$1""${2:+.$2}"; do [ -e "$f" ] && { echo "$f"; return; }; done
+}
+
+# map.pbs, square
+if [ -n "$J_SQ" ]; then
+    O=$(job_out "$J_SQ")
+    check_eq "map.pbs square: job state" COMPLETED "$(states "$J_SQ")"
+    check_eq "map.pbs square: qstat shows the job completed (C)" C \
+        "$(timeout 10 qstat "$J_SQ" | awk -v id="$J_SQ" '$1 == id { print $5 }')"
+    check "map.pbs square: output file map.pbs.o$J_SQ has the answer" grep -qE "^answer: .*\\b$SQ1000\\b" "$O"
+    check "map.pbs square: output shows the Slurm allocation" grep -q "scheduler: slurm, job $J_SQ" "$O"
+    check "map.pbs square: report shows ranks: 2" grep -q "^ranks: 2" "$O"
+    F=$SUB/results/$J_SQ.jsonl
+    check_eq "map.pbs square: one JSON record in results/$J_SQ.jsonl" 1 "$(json_count "$F")"
+    check_eq "map.pbs square: record answer.value" "$SQ1000" "$(json "$F" 1 answer.value 2>&1)"
+    check_eq "map.pbs square: record workload/ranks/nodes/hosts/part" "square 2 1 $HOST null" \
+        "$(json "$F" 1 workload ranks nodes hosts.0 part 2>&1)"
+    check "map.pbs square: record has answer.text, checksum, wall_s, threads, phases" \
+        no_nulls "$F" 1 answer.text checksum wall_s threads phases
+fi
+# map.pbs, primes
+if [ -n "$J_PR" ]; then
+    O=$(job_out "$J_PR")
+    check_eq "map.pbs primes: job state" COMPLETED "$(states "$J_PR")"
+    check_eq "map.pbs primes: record answer.value and ranks" "$PI1E5 2" \
+        "$(json "$SUB/results/$J_PR.jsonl" 1 answer.value ranks 2>&1)"
+    check "map.pbs primes: output has the answer" grep -qE "^answer: .*\\b$PI1E5\\b" "$O"
+fi
+# map.pbs, 1 slot granted but 3 ranks asked for
+if [ -n "$J_OVER" ]; then
+    O=$(job_out "$J_OVER")
+    check_eq "map.pbs RANKS_PER_NODE=3: job state" COMPLETED "$(states "$J_OVER")"
+    check "map.pbs RANKS_PER_NODE=3: -l nodes=1:ppn=1 seen as 1 slot, oversubscribed to 3 ranks" \
+        grep -q "allocation: 1 node(s): $(hostname -s):3 (granted slots: 1)" "$O"
+    check_eq "map.pbs RANKS_PER_NODE=3: record answer.value and ranks" "$SQ1000 3" \
+        "$(json "$SUB/results/$J_OVER.jsonl" 1 answer.value ranks 2>&1)"
+fi
+# map.pbs with a bad argument
+if [ -n "$J_BAD" ]; then
+    O=$(job_out "$J_BAD")
+    check_eq "bad argument: job state FAILED" FAILED "$(states "$J_BAD")"
+    check_eq "bad argument: scheduler exit code 2 (usage error)" "2:0" \
+        "$(timeout 10 scontrol -o show job "$J_BAD" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+    check "bad argument: the error is in the job's output file" grep -qi "notanumber" "$O"
+    check "bad argument: no JSON record written" test ! -s "$SUB/results/$J_BAD.jsonl"
+fi
+# scaling.pbs
+if [ -n "$J_SCALE" ]; then
+    O=$(job_out "$J_SCALE")
+    F=$SUB/results/$J_SCALE.scaling.jsonl
+    check_eq "scaling.pbs: job state" COMPLETED "$(states "$J_SCALE")"
+    check_eq "scaling.pbs: runs at 1, 2, 4 ranks in one JSON-lines file" "1 2 4" \
+        "$(for n in 1 2 3; do json "$F" "$n" ranks 2>&1; echo; done | xargs)"
+    check_eq "scaling.pbs: every run has the same answer" "$SQ100K $SQ100K $SQ100K" \
+        "$(for n in 1 2 3; do json "$F" "$n" answer.value 2>&1; echo; done | xargs)"
+    check "scaling.pbs: output ends with the summary table" grep -q "summary of" "$O"
+fi
+# array.pbs under Slurm
+if [ -n "$J_ARR" ]; then
+    check_eq "array.pbs 1-4: all 4 tasks completed" "COMPLETED COMPLETED COMPLETED COMPLETED" \
+        "$(states "$J_ARR" | xargs)"
+    check "array.pbs 1-4: one output file per task (array.pbs.o$J_ARR.1 .. .4)" \
+        test -s "$(job_out "$J_ARR" 1)" -a -s "$(job_out "$J_ARR" 4)"
+    check_eq "array.pbs 1-4: parts of primes below 1000000 sum to $PI1E6" "answer: $PI1E6" \
+        "$(cd "$SUB" && bash scripts/merge-parts.sh "results/$J_ARR.parts" 2>&1 | tail -1)"
+    check_eq "array.pbs 1-4: task 3 mapped part 3/4" "3/4" \
+        "$(json "$SUB/results/$J_ARR.parts/part-3.jsonl" 1 part 2>&1)"
+fi
+if [ -n "$J_ARR3" ]; then
+    check_eq "array.pbs 1-3: parts of square 1000 sum to $SQ1000 (merge --json)" "$SQ1000" \
+        "$(cd "$SUB" && bash scripts/merge-parts.sh --json "results/$J_ARR3.parts" | perl -MJSON::PP -ne 'print decode_json($_)->{answer}' 2>&1)"
+fi
+
+# --- walltime-style signal and qdel on running jobs ---------------------------------------
+submit J_SIG -l nodes=1:ppn=1 -v "${VBIN}WORKLOAD=spin,ITEMS=1000000,MICROS=1000" pbs/map.pbs
+submit J_DEL -l nodes=1:ppn=1 -v "${VBIN}WORKLOAD=spin,ITEMS=1000000,MICROS=1000" pbs/map.pbs
+# wait_running ID: until the job's output shows mpirun started (bounded).
+wait_running() {
+    local o
+    while [ "$SECONDS" -lt "$DEADLINE" ]; do
+        o=$(job_out "$1")
+        [ -n "$o" ] && grep -q "running:" "$o" && { sleep 1; return 0; }
+        sleep 0.3
+    done
+    return 1
+}
+if [ -n "$J_SIG" ] && wait_running "$J_SIG"; then
+    O=$(job_out "$J_SIG")
+    check_eq "spin job $J_SIG is running" RUNNING "$(states "$J_SIG")"
+    # What Slurm does before the walltime with '#SBATCH --signal=B:USR1@60'.
+    check "scancel --signal=USR1 --batch $J_SIG" timeout 10 scancel --signal=USR1 --batch "$J_SIG"
+    fwd=0
+    for _ in $(seq 1 50); do
+        grep -q "received SIGUSR1; forwarding to mpirun" "$O" && { fwd=1; break; }
+        sleep 0.2
+    done
+    if [ "$fwd" -eq 1 ]; then ok "Slurm: SIGUSR1 forwarded to mpirun"; else not_ok "Slurm: SIGUSR1 forwarded to mpirun" "$(cat "$O")"; fi
+else
+    not_ok "spin job ${J_SIG:-?} started" "$(timeout 10 squeue 2>&1)"
+fi
+if [ -n "$J_DEL" ] && wait_running "$J_DEL"; then
+    check_eq "spin job $J_DEL is running" RUNNING "$(states "$J_DEL")"
+    check "qdel $J_DEL" timeout 10 qdel "$J_DEL"
+    if wait_done "$J_DEL"; then
+        check_eq "qdel: job state CANCELLED" CANCELLED "$(states "$J_DEL")"
+    else
+        not_ok "job $J_DEL ended after qdel" "$(timeout 10 squeue 2>&1)"
+    fi
+else
+    not_ok "spin job ${J_DEL:-?} started" "$(timeout 10 squeue 2>&1)"
+fi
+[ -n "$J_SIG" ] && { timeout 10 qdel "$J_SIG" >/dev/null 2>&1; wait_done "$J_SIG"; }
+
+finish
