@@ -72,7 +72,8 @@ pub struct RunArgs {
     #[arg(long, global = true, value_enum, default_value_t = Schedule::Static)]
     pub schedule: Schedule,
 
-    /// Items per chunk [default: static: one block per rank].
+    /// Items per chunk [default: static: one block per rank; dynamic: items /
+    /// (8 x ranks); guided: the smallest chunk, 1].
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk: Option<u64>,
 
@@ -87,6 +88,11 @@ pub struct RunArgs {
     /// Print only the answer line.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Take results as they complete instead of in input order (no reorder
+    /// buffer on the root); the answer and checksum are the same.
+    #[arg(long, global = true)]
+    pub unordered: bool,
 
     /// Map only part I of K contiguous parts of the input (1-based), e.g. for job arrays.
     #[arg(long, global = true, value_name = "I/K", value_parser = parse_part)]
@@ -229,6 +235,8 @@ pub struct RunConfig {
     pub json: Option<PathBuf>,
     /// Print only the answer.
     pub quiet: bool,
+    /// Take results in completion order.
+    pub unordered: bool,
     /// Only this part of the input.
     pub part: Option<Part>,
 }
@@ -268,6 +276,7 @@ impl RunArgs {
             threads: usize::from(self.threads),
             json: self.json,
             quiet: self.quiet,
+            unordered: self.unordered,
             part: self.part,
         })
     }

@@ -82,6 +82,27 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> 
     Ok(value)
 }
 
+/// Decodes `count` items from the front of `bytes`, calling `each(item,
+/// its encoding)` for every one; returns how many bytes they took.
+///
+/// # Errors
+/// When the bytes hold fewer than `count` items or bytes that are not a `T`.
+pub fn decode_each<T: DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+    mut each: impl FnMut(T, &[u8]),
+) -> Result<usize, CodecError> {
+    let mut rest = bytes;
+    for i in 0..count {
+        let (item, used) = bincode::serde::decode_from_slice(rest, config())
+            .map_err(|e| CodecError::Malformed(format!("item {i} of {count}: {e}")))?;
+        let (encoding, tail) = rest.split_at(used);
+        each(item, encoding);
+        rest = tail;
+    }
+    Ok(bytes.len() - rest.len())
+}
+
 /// Decodes `count` items from the front of `bytes`, appending them to `out`;
 /// returns how many bytes they took.
 ///
@@ -93,42 +114,31 @@ pub fn decode_prefix_into<T: DeserializeOwned>(
     out: &mut Vec<T>,
 ) -> Result<usize, CodecError> {
     out.reserve(count);
-    let mut rest = bytes;
-    for i in 0..count {
-        let (item, used) = bincode::serde::decode_from_slice(rest, config())
-            .map_err(|e| CodecError::Malformed(format!("item {i} of {count}: {e}")))?;
-        out.push(item);
-        rest = &rest[used..];
-    }
-    Ok(bytes.len() - rest.len())
+    decode_each(bytes, count, |item, _| out.push(item))
 }
 
-/// Decodes exactly `count` items that fill `bytes`, appending them to `out`.
+/// One item's share of a result checksum: xxh3-64 of its encoding, seeded
+/// with its index in the input.
+#[inline]
+pub fn item_hash(index: usize, encoding: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(encoding, index as u64)
+}
+
+/// The checksum of a whole result, computed serially: the wrapping sum of
+/// [`item_hash`] over its items. The schedules accumulate the same value as
+/// results arrive, in whatever order; this is the serial reference.
 ///
 /// # Errors
-/// When the bytes hold fewer items, more bytes, or bytes that are not a `T`.
-pub fn decode_items_into<T: DeserializeOwned>(
-    bytes: &[u8],
-    count: usize,
-    out: &mut Vec<T>,
-) -> Result<(), CodecError> {
-    let used = decode_prefix_into(bytes, count, out)?;
-    if used != bytes.len() {
-        return Err(CodecError::Malformed(format!(
-            "{} trailing bytes after {count} items",
-            bytes.len() - used
-        )));
-    }
-    Ok(())
-}
-
-/// The checksum of an ordered result: xxh3-64 of its items' concatenated
-/// encodings. The schedules compute the same value incrementally, chunk by
-/// chunk; this one-shot form is the serial reference.
+/// When an item fails to serialize.
 pub fn checksum<U: Serialize>(results: &[U]) -> Result<u64, CodecError> {
+    let mut sum = 0u64;
     let mut bytes = Vec::new();
-    encode_items(results, &mut bytes)?;
-    Ok(xxhash_rust::xxh3::xxh3_64(&bytes))
+    for (i, item) in results.iter().enumerate() {
+        bytes.clear();
+        encode_items(std::slice::from_ref(item), &mut bytes)?;
+        sum = sum.wrapping_add(item_hash(i, &bytes));
+    }
+    Ok(sum)
 }
 
 #[cfg(test)]
@@ -146,20 +156,29 @@ mod tests {
         }
         assert_eq!(whole, parts);
         let mut back: Vec<(u32, String)> = Vec::new();
-        decode_items_into(&whole, items.len(), &mut back).unwrap();
+        assert_eq!(
+            decode_prefix_into(&whole, items.len(), &mut back).unwrap(),
+            whole.len()
+        );
         assert_eq!(back, items);
     }
 
     #[test]
-    fn streaming_checksum_equals_one_shot() {
-        let items: Vec<u64> = (0..1000).collect();
-        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-        for chunk in items.chunks(37) {
-            let mut b = Vec::new();
-            encode_items(chunk, &mut b).unwrap();
-            h.update(&b);
-        }
-        assert_eq!(h.digest(), checksum(&items).unwrap());
+    fn checksum_depends_on_place_not_arrival_order() {
+        let items: Vec<u64> = (0..100).collect();
+        let mut bytes = Vec::new();
+        encode_items(&items, &mut bytes).unwrap();
+        let mut sum = 0u64;
+        let mut index = 0;
+        decode_each(&bytes, items.len(), |_: u64, enc| {
+            sum = sum.wrapping_add(item_hash(index, enc));
+            index += 1;
+        })
+        .unwrap();
+        assert_eq!(sum, checksum(&items).unwrap());
+        let mut swapped = items.clone();
+        swapped.swap(3, 4);
+        assert_ne!(checksum(&swapped).unwrap(), sum);
     }
 
     #[test]
@@ -174,9 +193,9 @@ mod tests {
         let mut out = Vec::new();
         encode_items(&[1u64, 2, 3], &mut out).unwrap();
         let mut back: Vec<u64> = Vec::new();
-        assert!(decode_items_into(&out, 2, &mut back).is_err());
+        assert_eq!(decode_prefix_into(&out, 2, &mut back).unwrap(), 16);
         back.clear();
-        assert!(decode_items_into(&out, 4, &mut back).is_err());
+        assert!(decode_prefix_into(&out, 4, &mut back).is_err());
     }
 
     #[test]

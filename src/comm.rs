@@ -197,7 +197,7 @@ impl Comm {
     }
 
     /// Point-to-point: receives one message with `tag` from `source` (any rank when
-    /// `None`); returns the sender and the bytes.
+    /// `None`); returns the sender and the bytes. Blocks until one arrives.
     pub fn receive_bytes(&self, source: Option<usize>, tag: i32) -> (usize, Vec<u8>) {
         let (bytes, status) = match source {
             Some(s) => self
@@ -212,6 +212,50 @@ impl Comm {
                 .matched_receive_vec::<u8>(),
         };
         (status.source_rank() as usize, bytes)
+    }
+
+    /// Point-to-point: receives the next message from `source`, whatever its
+    /// tag (messages from one sender arrive in the order they were sent).
+    pub fn receive_any_tag(&self, source: usize) -> (i32, Vec<u8>) {
+        let (bytes, status) = self
+            .world
+            .process_at_rank(source as Rank)
+            .matched_probe()
+            .matched_receive_vec::<u8>();
+        (status.tag(), bytes)
+    }
+
+    /// Point-to-point: a message with `tag` from any rank if one has arrived;
+    /// returns at once either way.
+    pub fn try_receive_bytes(&self, tag: i32) -> Option<(usize, Vec<u8>)> {
+        self.world
+            .any_process()
+            .immediate_matched_probe_with_tag(tag)
+            .map(|probed| {
+                let (bytes, status) = probed.matched_receive_vec::<u8>();
+                (status.source_rank() as usize, bytes)
+            })
+    }
+
+    /// Point-to-point: starts sending `bytes` (if any) to `dest`, runs `during`
+    /// while the message is in flight, then waits for the send to finish.
+    /// Lets a worker compute its next chunk while its last result travels.
+    pub fn send_during<R>(
+        &self,
+        dest: usize,
+        tag: i32,
+        bytes: Option<&[u8]>,
+        during: impl FnOnce() -> R,
+    ) -> R {
+        let to = self.world.process_at_rank(dest as Rank);
+        mpi::request::scope(|scope| {
+            let request = bytes.map(|b| to.immediate_send_with_tag(scope, real(b), tag));
+            let result = during();
+            if let Some(r) = request {
+                r.wait();
+            }
+            result
+        })
     }
 
     /// Point-to-point, both ways at once (MPI_Sendrecv): sends `bytes` to `dest`

@@ -126,12 +126,29 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     }
 
     let input = prepared.as_ref().map(|p| &p.items[..]);
-    let mapped = pool.map_with(input, &config.map, |item| w.map(item))?;
+    let (results, stats) = if config.unordered {
+        let mut arrivals = Vec::new();
+        let stats = pool.map_unordered_with(
+            input,
+            &config.map,
+            |item| w.map(item),
+            |index, result| arrivals.push((index, result)),
+        )?;
+        // The answer needs every result; the arrival order only shows in the timings.
+        arrivals.sort_unstable_by_key(|&(index, _)| index);
+        let results = pool
+            .is_root()
+            .then(|| arrivals.into_iter().map(|(_, r)| r).collect());
+        (results, stats)
+    } else {
+        let mapped = pool.map_with(input, &config.map, |item| w.map(item))?;
+        (mapped.results, mapped.stats)
+    };
     info!(
-        compute_s = mapped.stats.phases.compute.max,
+        compute_s = stats.phases.compute.max,
         "this rank's share is done"
     );
-    let (Some(results), Some(prepared)) = (mapped.results, prepared) else {
+    let (Some(results), Some(prepared)) = (results, prepared) else {
         return Ok(());
     };
 
@@ -141,11 +158,12 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     }
     let record = RunRecord::new(
         w.name(),
-        &mapped.stats,
+        &stats,
         pool.hosts(),
         prepared.prepare_s,
         answer,
         config.part.map(|p| p.to_string()),
+        !config.unordered,
     );
     if config.quiet {
         println!("answer: {}", record.answer.text);

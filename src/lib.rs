@@ -21,10 +21,12 @@
 //! (text and JSON output).
 
 mod codec;
+mod collect;
 mod comm;
 pub mod error;
 mod failure;
 mod kernel;
+mod outbox;
 pub mod plan;
 mod pool;
 pub mod report;

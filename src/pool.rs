@@ -9,6 +9,7 @@ use mpi::{Threading, topology::SimpleCommunicator};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec;
+use crate::collect::Collector;
 use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::failure::{fatal, install_panic_hook};
@@ -176,13 +177,72 @@ impl Pool {
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
     {
+        let mut results = Vec::new();
+        let stats = self.run_map(input, options, f, |_, item| results.push(item), true)?;
+        Ok(Mapped {
+            results: self.is_root().then_some(results),
+            stats,
+        })
+    }
+
+    /// Collective: like [`Pool::map_with`], but on the root `sink(index, result)`
+    /// is called as results arrive, in completion order, instead of
+    /// collecting them in input order. Nothing waits for an earlier item,
+    /// and the root holds no reorder buffer: for reductions and streaming
+    /// writers. The checksum in the returned stats equals the ordered one.
+    ///
+    /// Under the static schedule results arrive in input order anyway.
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`].
+    pub fn map_unordered_with<T, U, F, S>(
+        &self,
+        input: Option<&[T]>,
+        options: &MapOptions,
+        f: F,
+        sink: S,
+    ) -> Result<MapStats, MapError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+        S: FnMut(usize, U),
+    {
+        self.run_map(input, options, f, sink, false)
+    }
+
+    fn run_map<T, U, F, S>(
+        &self,
+        input: Option<&[T]>,
+        options: &MapOptions,
+        f: F,
+        sink: S,
+        ordered: bool,
+    ) -> Result<MapStats, MapError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+        S: FnMut(usize, U),
+    {
         if options.chunk == Some(0) {
             return Err(MapError::Invalid("chunk size must be at least 1".into()));
         }
+        let mut collector = Collector::new(ordered, sink);
+        let (comm, kernel) = (&self.comm, &self.kernel);
         match options.schedule {
             Schedule::Static => {
-                schedule::scatter::run(&self.comm, &self.kernel, input, options.chunk, &f)
+                schedule::scatter::run(comm, kernel, input, options.chunk, &f, &mut collector)
             }
+            Schedule::Dynamic | Schedule::Guided => Ok(schedule::dynamic::run(
+                comm,
+                kernel,
+                input,
+                options.schedule,
+                options.chunk,
+                &f,
+                &mut collector,
+            )),
         }
     }
 

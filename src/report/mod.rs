@@ -29,6 +29,8 @@ pub struct RunRecord {
     pub threads: u64,
     /// Schedule name.
     pub schedule: String,
+    /// Whether results were collected in input order (`--unordered` clears it).
+    pub ordered: bool,
     /// Items per chunk.
     pub chunk: u64,
     /// Number of chunks.
@@ -66,6 +68,7 @@ impl RunRecord {
         prepare_s: f64,
         answer: Answer,
         part: Option<String>,
+        ordered: bool,
     ) -> RunRecord {
         let mut distinct: Vec<&String> = hosts.iter().collect();
         distinct.sort();
@@ -78,6 +81,7 @@ impl RunRecord {
             hosts: hosts.to_vec(),
             threads: stats.threads,
             schedule: stats.schedule.clone(),
+            ordered,
             chunk: stats.chunk,
             chunks: stats.chunks,
             wall_s: stats.wall_s,

@@ -58,8 +58,9 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "nodes: {} ({})", r.nodes, r.node_names().join(", "));
     let _ = writeln!(
         o,
-        "schedule: {}, {} chunk{} of up to {} items",
+        "schedule: {}{}, {} chunk{} of up to {} items",
         r.schedule,
+        if r.ordered { "" } else { " (unordered)" },
         r.chunks,
         if r.chunks == 1 { "" } else { "s" },
         r.chunk
@@ -74,14 +75,14 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "phases (root's view; compute across ranks):");
     for (name, s, note) in [
         ("split+serialize", p.serialize, ""),
-        ("scatter", p.scatter, ""),
+        ("scatter", p.scatter, scatter_note(r)),
         (
             "compute (root)",
             root_compute(r),
             "decode + map + encode on the root",
         ),
-        ("wait", p.wait, "root idle, waiting for the slowest rank"),
-        ("gather", p.gather, ""),
+        ("wait", p.wait, wait_note(r)),
+        ("gather", p.gather, gather_note(r)),
         ("deserialize+assemble", p.assemble, "includes the checksum"),
     ] {
         let _ = writeln!(
@@ -131,6 +132,34 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "answer: {}", r.answer.text);
     let _ = writeln!(o, "checksum: {}", r.checksum);
     o
+}
+
+fn is_static(r: &RunRecord) -> bool {
+    r.schedule == "static"
+}
+
+fn scatter_note(r: &RunRecord) -> &'static str {
+    if is_static(r) {
+        "Scatterv"
+    } else {
+        "non-blocking chunk sends"
+    }
+}
+
+fn wait_note(r: &RunRecord) -> &'static str {
+    if is_static(r) {
+        "root idle, waiting for the slowest rank"
+    } else {
+        "root idle, its own work done, waiting for results"
+    }
+}
+
+fn gather_note(r: &RunRecord) -> &'static str {
+    if is_static(r) {
+        "Gatherv"
+    } else {
+        "receiving results between batches"
+    }
 }
 
 /// The root's own compute time (rank 0 of the per-rank table).

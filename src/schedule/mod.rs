@@ -1,9 +1,12 @@
 //! Schedules: how chunks get from the root to the ranks and back.
 //!
 //! `scatter` is the static schedule (Scatterv / Gatherv collectives, one
-//! round); every schedule returns results in input order and the same
-//! checksum for the same input.
+//! round); `dynamic` is master-worker over point-to-point, for the dynamic
+//! and guided schedules. Every schedule returns results in input order (or
+//! as they complete, for unordered maps) and the same checksum for the same
+//! input.
 
+pub mod dynamic;
 pub mod scatter;
 
 use std::fmt;
@@ -17,6 +20,13 @@ pub enum Schedule {
     /// Gatherv: the least communication, but no load balancing.
     #[default]
     Static,
+    /// The root hands out chunks of `--chunk` items on demand (master-worker
+    /// over point-to-point) and computes between hand-outs: balances
+    /// irregular items.
+    Dynamic,
+    /// Like dynamic, but chunks shrink as work runs out (remaining / (2 x
+    /// ranks), never below `--chunk`): big chunks early, small ones at the tail.
+    Guided,
 }
 
 impl Schedule {
@@ -24,6 +34,8 @@ impl Schedule {
     pub fn name(self) -> &'static str {
         match self {
             Schedule::Static => "static",
+            Schedule::Dynamic => "dynamic",
+            Schedule::Guided => "guided",
         }
     }
 }

@@ -16,14 +16,12 @@
 use std::time::Instant;
 
 use serde::{Serialize, de::DeserializeOwned};
-use xxhash_rust::xxh3::Xxh3Default;
 
+use crate::collect::Collector;
 use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
-use crate::failure::fatal;
 use crate::kernel::Kernel;
 use crate::plan::Plan;
-use crate::pool::Mapped;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 use crate::{codec, schedule::Schedule};
 
@@ -58,18 +56,21 @@ fn others_only(lens: &[usize]) -> Result<(Vec<i32>, Vec<i32>), MapError> {
     Ok((counts, displs))
 }
 
-/// Runs one static map; see the module docs for the protocol.
-pub fn run<T, U, F>(
+/// Runs one static map; results go to `collector` on the root. See the
+/// module docs for the protocol.
+pub fn run<T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
     input: Option<&[T]>,
     chunk: Option<usize>,
     f: &F,
-) -> Result<Mapped<U>, MapError>
+    collector: &mut Collector<S>,
+) -> Result<MapStats, MapError>
 where
     T: Serialize + DeserializeOwned + Send,
     U: Serialize + DeserializeOwned + Send,
     F: Fn(T) -> U + Sync,
+    S: FnMut(usize, U),
 {
     let start = Instant::now();
     let (rank, size) = (comm.rank(), comm.size());
@@ -184,22 +185,19 @@ where
 
     let (Some(rows), Some(gathered), Some(per_rank_bytes)) = (rows, gathered, per_rank_bytes)
     else {
-        return Ok(Mapped {
-            results: None,
-            stats: MapStats {
-                schedule: Schedule::Static.name().into(),
-                items: my_items as u64,
-                ranks: size as u64,
-                threads: kernel.threads() as u64,
-                chunk: plan.chunk as u64,
-                chunks: my_chunks.len() as u64,
-                phases: Phases {
-                    scatter: scatter_s,
-                    compute: Spread::of([compute_s]),
-                    ..Phases::default()
-                },
-                ..MapStats::default()
+        return Ok(MapStats {
+            schedule: Schedule::Static.name().into(),
+            items: my_items as u64,
+            ranks: size as u64,
+            threads: kernel.threads() as u64,
+            chunk: plan.chunk as u64,
+            chunks: my_chunks.len() as u64,
+            phases: Phases {
+                scatter: scatter_s,
+                compute: Spread::of([compute_s]),
+                ..Phases::default()
             },
+            ..MapStats::default()
         });
     };
 
@@ -209,22 +207,14 @@ where
     let mut cursor: Vec<usize> = offsets(&per_rank_bytes)
         .map(|at| at.saturating_sub(per_rank_bytes[0]))
         .collect();
-    let mut results = Vec::with_capacity(plan.items);
-    let mut hasher = Xxh3Default::new();
     for k in 0..plan.chunks() {
         let owner = k % size;
         let len = rows[row_at[owner] + FIXED + k / size] as usize;
         let source = if owner == 0 { &out } else { &gathered };
         let bytes = &source[cursor[owner]..cursor[owner] + len];
         cursor[owner] += len;
-        hasher.update(bytes);
         let range = plan.range(k);
-        if let Err(e) = codec::decode_items_into(bytes, range.len(), &mut results) {
-            fatal(&format!(
-                "results of items {}..{} from rank {owner}: {e}",
-                range.start, range.end
-            ));
-        }
+        collector.add::<U>(range.start, range.len(), bytes, owner);
     }
     let assemble_s = t.elapsed().as_secs_f64();
 
@@ -260,13 +250,10 @@ where
         },
         bytes_scattered,
         bytes_gathered: gathered.len() as u64,
-        checksum: hasher.digest(),
+        checksum: collector.checksum(),
         per_rank,
     };
-    Ok(Mapped {
-        results: Some(results),
-        stats,
-    })
+    Ok(stats)
 }
 
 /// Start offsets of consecutive segments of the given lengths.

@@ -25,15 +25,38 @@ fn serial<W: Workload>(w: &W) -> (Value, String) {
     )
 }
 
-/// Runs `args` at every rank count (plus threads and block-cyclic chunks) and
-/// compares with the serial reference.
+/// Every schedule at every rank count, plus threads, chunk sizes 1, prime and
+/// larger than the input, and unordered collection.
+fn variants() -> Vec<(usize, Vec<&'static str>)> {
+    let mut v = Vec::new();
+    for schedule in ["static", "dynamic", "guided"] {
+        for ranks in RANKS {
+            v.push((ranks, vec!["--schedule", schedule]));
+        }
+        v.push((2, vec!["--schedule", schedule, "--threads", "2"]));
+        v.push((3, vec!["--schedule", schedule, "--chunk", "7"]));
+        v.push((
+            2,
+            vec!["--schedule", schedule, "--chunk", "1", "--threads", "3"],
+        ));
+        v.push((3, vec!["--schedule", schedule, "--chunk", "1000000000"]));
+    }
+    v.push((
+        3,
+        vec!["--schedule", "dynamic", "--chunk", "2", "--unordered"],
+    ));
+    v.push((
+        2,
+        vec!["--schedule", "guided", "--unordered", "--threads", "2"],
+    ));
+    v.push((2, vec!["--schedule", "static", "--unordered"]));
+    v
+}
+
+/// Runs `args` in every variant and compares with the serial reference.
 fn check_everywhere<W: Workload>(w: &W, args: &[&str]) -> Value {
     let (answer, checksum) = serial(w);
-    let mut variants: Vec<(usize, Vec<&str>)> = RANKS.iter().map(|&n| (n, vec![])).collect();
-    variants.push((2, vec!["--threads", "2"]));
-    variants.push((3, vec!["--chunk", "7"]));
-    variants.push((2, vec!["--chunk", "1", "--threads", "3"]));
-    for (ranks, extra) in variants {
+    for (ranks, extra) in variants() {
         let mut all = args.to_vec();
         all.extend(extra.iter().copied());
         let r = record(ranks, &all);
@@ -46,14 +69,18 @@ fn check_everywhere<W: Workload>(w: &W, args: &[&str]) -> Value {
             "checksum at {ranks} ranks {extra:?}"
         );
         assert_eq!(r["ranks"], ranks as u64);
-        assert_eq!(
-            r["items"],
-            r["per_rank"]
-                .as_array()
-                .unwrap()
+        let per_rank = r["per_rank"].as_array().unwrap();
+        let sum = |key: &str| {
+            per_rank
                 .iter()
-                .map(|p| p["items"].as_u64().unwrap())
+                .map(|p| p[key].as_u64().unwrap())
                 .sum::<u64>()
+        };
+        assert_eq!(r["items"], sum("items"), "per-rank items add up {extra:?}");
+        assert_eq!(
+            r["chunks"],
+            sum("chunks"),
+            "per-rank chunks add up {extra:?}"
         );
     }
     answer
