@@ -59,6 +59,16 @@ pub enum BenchArgs {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         chunk: Option<u64>,
     },
+    /// Latency and bandwidth between ranks 0 and 1, 1 B to 64 MiB, with a
+    /// Hockney fit T(n) = alpha + n beta.
+    Pingpong {
+        /// Largest message in bytes (powers of two up to it).
+        #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        max_bytes: u64,
+        /// Timed repetitions per size (after one warm-up); medians are reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeat: u64,
+    },
 }
 
 /// `hpcmap run`: options shared by every workload, then the workload.

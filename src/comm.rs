@@ -214,6 +214,14 @@ impl Comm {
         (status.source_rank() as usize, bytes)
     }
 
+    /// Point-to-point: receives a message of exactly `buf.len()` bytes with `tag`
+    /// from `source` into `buf`.
+    pub fn receive_into(&self, source: usize, tag: i32, buf: &mut [u8]) {
+        self.world
+            .process_at_rank(source as Rank)
+            .receive_into_with_tag(buf, tag);
+    }
+
     /// Point-to-point: receives the next message from `source`, whatever its
     /// tag (messages from one sender arrive in the order they were sent).
     pub fn receive_any_tag(&self, source: usize) -> (i32, Vec<u8>) {

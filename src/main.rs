@@ -72,6 +72,9 @@ fn run_bench(bench: &BenchArgs) -> ExitCode {
             };
             bench::datapath::run(&pool, items, repeat as usize, &options);
         }
+        BenchArgs::Pingpong { max_bytes, repeat } => {
+            bench::pingpong::run(&pool, max_bytes as usize, repeat as usize);
+        }
     }
     ExitCode::from(EXIT_OK)
 }

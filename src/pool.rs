@@ -291,6 +291,16 @@ impl Pool {
             .unwrap_or_else(|e| fatal(&format!("message from rank {source}: {e}")))
     }
 
+    /// Point-to-point: sends raw bytes (no serialization), for benchmarks.
+    pub fn send_raw(&self, dest: usize, tag: i32, bytes: &[u8]) {
+        self.comm.send_bytes(dest, tag, bytes);
+    }
+
+    /// Point-to-point: receives exactly `buf.len()` raw bytes from `source`.
+    pub fn receive_raw_into(&self, source: usize, tag: i32, buf: &mut [u8]) {
+        self.comm.receive_into(source, tag, buf);
+    }
+
     /// Collective: waits until every rank gets here.
     pub fn barrier(&self) {
         self.comm.barrier();

@@ -3,6 +3,7 @@
 //! only medians and same-run ratios mean anything).
 
 pub mod datapath;
+pub mod pingpong;
 
 /// The median of `samples` (sorted in place); 0 when empty.
 pub fn median(samples: &mut [f64]) -> f64 {
