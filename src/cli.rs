@@ -59,6 +59,29 @@ pub enum BenchArgs {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         chunk: Option<u64>,
     },
+    /// Per-task overhead of the dynamic schedule (empty tasks, chunk 1) next
+    /// to the one-way MPI latency measured in the same job.
+    Overhead {
+        /// Empty tasks to run.
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+        tasks: u64,
+        /// Timed repetitions (after one warm-up); medians are reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        repeat: u64,
+    },
+    /// One workload under the static, dynamic and guided schedules,
+    /// interleaved in one job: medians and speedups against static.
+    Schedules {
+        /// Timed rounds (after one warm-up); medians are reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        repeat: u64,
+        /// Compute threads per rank.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: u16,
+        /// The workload and its options, as for `hpcmap run`.
+        #[command(subcommand)]
+        workload: WorkloadArgs,
+    },
     /// Latency and bandwidth between ranks 0 and 1, 1 B to 64 MiB, with a
     /// Hockney fit T(n) = alpha + n beta.
     Pingpong {

@@ -21,62 +21,71 @@ use crate::files::{PendingFile, open_append};
 /// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
 /// when the root could not start (the root prints the reason).
 pub fn run(pool: &Pool, config: &RunConfig) -> anyhow::Result<()> {
-    match &config.workload {
-        WorkloadArgs::Square { items } => execute(pool, config, &Square { items: *items }),
+    dispatch(&config.workload, Execute { pool, config })
+}
+
+/// Something to do with one concrete workload type (the visitor that turns
+/// the command line's workload enum into a generic call).
+pub trait WithWorkload {
+    /// What doing it returns.
+    type Output;
+    /// Does it with `w`.
+    fn with<W: Workload>(self, w: &W) -> Self::Output;
+}
+
+/// Builds the workload described by `args` and hands it to `visitor`.
+pub fn dispatch<V: WithWorkload>(args: &WorkloadArgs, visitor: V) -> V::Output {
+    match args {
+        WorkloadArgs::Square { items } => visitor.with(&Square { items: *items }),
         WorkloadArgs::Pi {
             samples,
             tasks,
             seed,
-        } => execute(
-            pool,
-            config,
-            &Pi {
-                samples: *samples,
-                tasks: *tasks,
-                seed: *seed,
-            },
-        ),
+        } => visitor.with(&Pi {
+            samples: *samples,
+            tasks: *tasks,
+            seed: *seed,
+        }),
         WorkloadArgs::Mandelbrot {
             width,
             height,
             max_iter,
             output,
-        } => execute(
-            pool,
-            config,
-            &Mandelbrot {
-                width: *width,
-                height: *height,
-                max_iter: *max_iter,
-                output: output.clone(),
-            },
-        ),
-        WorkloadArgs::Primes { limit, block } => {
-            execute(pool, config, &Primes::new(*limit, *block))
-        }
-        WorkloadArgs::Wordcount { input, top } => execute(
-            pool,
-            config,
-            &WordCount {
-                inputs: input.clone(),
-                top: *top,
-            },
-        ),
+        } => visitor.with(&Mandelbrot {
+            width: *width,
+            height: *height,
+            max_iter: *max_iter,
+            output: output.clone(),
+        }),
+        WorkloadArgs::Primes { limit, block } => visitor.with(&Primes::new(*limit, *block)),
+        WorkloadArgs::Wordcount { input, top } => visitor.with(&WordCount {
+            inputs: input.clone(),
+            top: *top,
+        }),
         WorkloadArgs::Spin {
             items,
             micros,
             skew,
             fail_at,
-        } => execute(
-            pool,
-            config,
-            &Spin {
-                items: *items,
-                micros: *micros,
-                skew: *skew,
-                fail_at: *fail_at,
-            },
-        ),
+        } => visitor.with(&Spin {
+            items: *items,
+            micros: *micros,
+            skew: *skew,
+            fail_at: *fail_at,
+        }),
+    }
+}
+
+/// `hpcmap run`: map the workload and report.
+struct Execute<'a> {
+    pool: &'a Pool,
+    config: &'a RunConfig,
+}
+
+impl WithWorkload for Execute<'_> {
+    type Output = anyhow::Result<()>;
+    fn with<W: Workload>(self, w: &W) -> anyhow::Result<()> {
+        execute(self.pool, self.config, w)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `tracing` to stderr, every line tagged with the MPI rank, filtered by `RUST_LOG`.
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -41,6 +42,7 @@ pub fn init(rank: usize) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .event_format(format)
         .try_init();

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         }
     };
     logging::init(pool.rank());
+    warn_if_threads_share_cores(config.threads);
 
     match job::run(&pool, &config) {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -72,9 +73,46 @@ fn run_bench(bench: &BenchArgs) -> ExitCode {
             };
             bench::datapath::run(&pool, items, repeat as usize, &options);
         }
+        BenchArgs::Overhead { tasks, repeat } => {
+            bench::overhead::run(&pool, tasks, repeat as usize);
+        }
+        BenchArgs::Schedules {
+            repeat,
+            threads,
+            ref workload,
+        } => {
+            let pool = match pool.with_threads(usize::from(threads)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("hpcmap: error: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            };
+            let visitor = bench::schedules::Schedules {
+                pool: &pool,
+                repeat: repeat as usize,
+            };
+            if let Err(e) = job::dispatch(workload, visitor) {
+                eprintln!("hpcmap: error (rank {}): {e:#}", pool.rank());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
         BenchArgs::Pingpong { max_bytes, repeat } => {
             bench::pingpong::run(&pool, max_bytes as usize, repeat as usize);
         }
     }
     ExitCode::from(EXIT_OK)
+}
+
+/// mpirun binds each rank to one core by default, so `--threads 2` would put
+/// both threads on that core and gain nothing: say so instead of letting the
+/// timings mislead.
+fn warn_if_threads_share_cores(threads: usize) {
+    let cores = std::thread::available_parallelism().map_or(threads, |n| n.get());
+    if threads > cores {
+        tracing::warn!(
+            "--threads {threads} but this rank may run on {cores} core(s) only (CPU affinity): \
+             threads will share cores; start mpirun with --bind-to none, or --map-by slot:PE={threads}"
+        );
+    }
 }

@@ -3,7 +3,9 @@
 //! only medians and same-run ratios mean anything).
 
 pub mod datapath;
+pub mod overhead;
 pub mod pingpong;
+pub mod schedules;
 
 /// The median of `samples` (sorted in place); 0 when empty.
 pub fn median(samples: &mut [f64]) -> f64 {
