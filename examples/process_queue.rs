@@ -35,9 +35,16 @@ fn main() {
             println!("This happens in parallel.");
             let (message, from): (Vec<Value>, usize) = pool.receive(None, QUEUE);
             println!("{message:?} (from rank {from})");
-            assert_eq!(message, [Value::Int(42), Value::None, Value::Str("hello".into())]);
+            assert_eq!(
+                message,
+                [Value::Int(42), Value::None, Value::Str("hello".into())]
+            );
         }
-        1 => pool.send(0, QUEUE, &vec![Value::Int(42), Value::None, Value::Str("hello".into())]),
+        1 => pool.send(
+            0,
+            QUEUE,
+            &vec![Value::Int(42), Value::None, Value::Str("hello".into())],
+        ),
         _ => {} // extra ranks have nothing to do, like an idle pool worker
     }
 }
