@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use hpcmap::report::model::Hockney;
 use hpcmap::workloads::{mandelbrot, primes, square};
 use hpcmap::{MapOptions, Schedule};
 
@@ -91,6 +92,10 @@ pub enum BenchArgs {
         /// Timed repetitions per size (after one warm-up); medians are reported.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
         repeat: u64,
+        /// Save the fit here for `hpcmap run --network` [default: $HPCMAP_NETWORK,
+        /// else ~/.cache/hpcmap/network.json].
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
     },
 }
 
@@ -126,6 +131,11 @@ pub struct RunArgs {
     /// buffer on the root); the answer and checksum are the same.
     #[arg(long, global = true)]
     pub unordered: bool,
+
+    /// Explain communication with this network model (from `hpcmap bench
+    /// pingpong`) [default: $HPCMAP_NETWORK, else ~/.cache/hpcmap/network.json, if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub network: Option<PathBuf>,
 
     /// Map only part I of K contiguous parts of the input (1-based), e.g. for job arrays.
     #[arg(long, global = true, value_name = "I/K", value_parser = parse_part)]
@@ -270,6 +280,8 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Take results in completion order.
     pub unordered: bool,
+    /// Network model file, and whether the user named it (then it must load).
+    pub network: Option<(PathBuf, bool)>,
     /// Only this part of the input.
     pub part: Option<Part>,
 }
@@ -310,6 +322,10 @@ impl RunArgs {
             json: self.json,
             quiet: self.quiet,
             unordered: self.unordered,
+            network: match self.network {
+                Some(path) => Some((path, true)),
+                None => Hockney::default_path().map(|p| (p, false)),
+            },
             part: self.part,
         })
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tracing::info;
 
+use hpcmap::report::model::Hockney;
 use hpcmap::report::{RunRecord, json, text};
 use hpcmap::workloads::{
     Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
@@ -92,6 +93,7 @@ impl WithWorkload for Execute<'_> {
 /// What the root holds before the map: the input and the files it will write.
 struct Prepared<T> {
     items: Vec<T>,
+    network: Option<Hockney>,
     prepare_s: f64,
     json: Option<std::fs::File>,
     output: Option<PendingFile>,
@@ -100,6 +102,11 @@ struct Prepared<T> {
 /// Root only: opens output files first (fail fast), then builds the input.
 fn prepare<W: Workload>(config: &RunConfig, w: &W) -> anyhow::Result<Prepared<W::Item>> {
     let json = config.json.as_deref().map(open_append).transpose()?;
+    let network = match &config.network {
+        Some((path, true)) => Some(Hockney::load(path)?),
+        Some((path, false)) if path.exists() => Some(Hockney::load(path)?),
+        _ => None,
+    };
     let output = w.output_path().map(PendingFile::create).transpose()?;
     let start = Instant::now();
     let mut items = w.items()?;
@@ -112,6 +119,7 @@ fn prepare<W: Workload>(config: &RunConfig, w: &W) -> anyhow::Result<Prepared<W:
     info!(items = items.len(), seconds = prepare_s, "input built");
     Ok(Prepared {
         items,
+        network,
         prepare_s,
         json,
         output,
@@ -165,7 +173,7 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     if let Some(file) = prepared.output {
         file.commit(|out| w.write_output(&results, out))?;
     }
-    let record = RunRecord::new(
+    let mut record = RunRecord::new(
         w.name(),
         &stats,
         pool.hosts(),
@@ -174,6 +182,9 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         config.part.map(|p| p.to_string()),
         !config.unordered,
     );
+    if let Some(network) = &prepared.network {
+        record.explain(network);
+    }
     if config.quiet {
         println!("answer: {}", record.answer.text);
     } else {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use hpcmap::error::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use hpcmap::report::model::Hockney;
 use hpcmap::{MapError, MapOptions, Pool};
 
 use cli::{BenchArgs, Cli, Command};
@@ -97,8 +98,20 @@ fn run_bench(bench: &BenchArgs) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         }
-        BenchArgs::Pingpong { max_bytes, repeat } => {
-            bench::pingpong::run(&pool, max_bytes as usize, repeat as usize);
+        BenchArgs::Pingpong {
+            max_bytes,
+            repeat,
+            ref save,
+        } => {
+            let save = save.clone().or_else(Hockney::default_path);
+            let saved =
+                bench::pingpong::run(&pool, max_bytes as usize, repeat as usize, save.as_deref());
+            if let Err(e) = saved {
+                if pool.is_root() {
+                    eprintln!("hpcmap: error: {e:#}");
+                }
+                return ExitCode::from(EXIT_RUNTIME);
+            }
         }
     }
     ExitCode::from(EXIT_OK)

@@ -8,53 +8,10 @@
 
 use std::time::Instant;
 
+use std::path::Path;
+
 use hpcmap::Pool;
-use serde::Serialize;
-
-/// One row of the table.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Sample {
-    /// Message size in bytes.
-    pub bytes: u64,
-    /// One-way time in seconds (half the round trip), median of the rounds.
-    pub seconds: f64,
-}
-
-/// The Hockney model fitted to samples.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Hockney {
-    /// Start-up time per message, seconds.
-    pub alpha: f64,
-    /// Time per byte, seconds.
-    pub beta: f64,
-}
-
-impl Hockney {
-    /// Weighted least squares of `t = alpha + beta n` with weights 1/t^2.
-    pub fn fit(samples: &[Sample]) -> Hockney {
-        let (mut sw, mut swn, mut swnn, mut swt, mut swnt) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for s in samples.iter().filter(|s| s.seconds > 0.0) {
-            let (n, t) = (s.bytes as f64, s.seconds);
-            let w = 1.0 / (t * t);
-            sw += w;
-            swn += w * n;
-            swnn += w * n * n;
-            swt += w * t;
-            swnt += w * n * t;
-        }
-        let det = sw * swnn - swn * swn;
-        if det.abs() < f64::MIN_POSITIVE {
-            return Hockney {
-                alpha: swt / sw.max(f64::MIN_POSITIVE),
-                beta: 0.0,
-            };
-        }
-        Hockney {
-            alpha: (swnn * swt - swn * swnt) / det,
-            beta: (sw * swnt - swn * swt) / det,
-        }
-    }
-}
+use hpcmap::report::model::{Hockney, Sample};
 
 /// Round trips per size: many for small messages, few for big ones.
 fn rounds(bytes: usize) -> usize {
@@ -102,17 +59,23 @@ pub fn measure(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Vec<Sampl
     (rank == 0).then_some(samples)
 }
 
-/// Runs the benchmark and prints the table and the fit on rank 0.
-pub fn run(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Hockney> {
+/// Runs the benchmark, prints the table and the fit on rank 0, and saves
+/// the fit to `save` for later runs' model lines.
+///
+/// # Errors
+/// When the model cannot be saved.
+pub fn run(
+    pool: &Pool,
+    max_bytes: usize,
+    repeat: usize,
+    save: Option<&Path>,
+) -> anyhow::Result<Option<Hockney>> {
     if pool.size() < 2 {
-        if pool.is_root() {
-            eprintln!(
-                "hpcmap bench pingpong needs at least 2 ranks: mpirun -n 2 hpcmap bench pingpong"
-            );
-        }
-        return None;
+        anyhow::bail!("needs at least 2 ranks: mpirun -n 2 hpcmap bench pingpong");
     }
-    let samples = measure(pool, max_bytes, repeat)?;
+    let Some(samples) = measure(pool, max_bytes, repeat) else {
+        return Ok(None);
+    };
     let hosts = pool.hosts();
     println!(
         "pingpong: rank 0 on {} <-> rank 1 on {}, one-way time, median of {repeat}",
@@ -128,39 +91,31 @@ pub fn run(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Hockney> {
             s.bytes as f64 / s.seconds / 1e6
         );
     }
-    let model = Hockney::fit(&samples);
+    let between = format!(
+        "{} <-> {}",
+        hosts[0],
+        hosts.get(1).map_or("?", |h| h.as_str())
+    );
+    let model = Hockney::fit(&samples, between);
     println!(
         "hockney: alpha = {:.3} us, beta = {:.4} ns/byte (asymptotic {:.0} MB/s)",
         model.alpha * 1e6,
         model.beta * 1e9,
         1e-6 / model.beta.max(f64::MIN_POSITIVE)
     );
-    Some(model)
+    if let Some(path) = save {
+        model.save(path)?;
+        println!(
+            "saved to {} (hpcmap run reads it for its model line)",
+            path.display()
+        );
+    }
+    Ok(Some(model))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fit_recovers_an_exact_model() {
-        let truth = Hockney {
-            alpha: 1e-6,
-            beta: 1e-10,
-        };
-        let samples: Vec<Sample> = (0..27)
-            .map(|k| Sample {
-                bytes: 1 << k,
-                seconds: truth.alpha + truth.beta * (1u64 << k) as f64,
-            })
-            .collect();
-        let fit = Hockney::fit(&samples);
-        assert!(
-            (fit.alpha - truth.alpha).abs() / truth.alpha < 1e-6,
-            "{fit:?}"
-        );
-        assert!((fit.beta - truth.beta).abs() / truth.beta < 1e-6, "{fit:?}");
-    }
 
     #[test]
     fn rounds_shrink_with_size() {

@@ -5,12 +5,14 @@
 //! report, `json` the one-line record that `--json` appends.
 
 pub mod json;
+pub mod model;
 pub mod text;
 
 use serde::Serialize;
 
 use crate::stats::{MapStats, Phases, RankStats};
 use crate::workloads::Answer;
+use model::{Hockney, MapShape, Verdict};
 
 /// Everything known about one run, with the field names of the JSON record.
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +59,8 @@ pub struct RunRecord {
     pub part: Option<String>,
     /// Per-rank work.
     pub per_rank: Vec<RankStats>,
+    /// The communication model's explanation, when a network model was available.
+    pub model: Option<Verdict>,
 }
 
 impl RunRecord {
@@ -95,7 +99,37 @@ impl RunRecord {
             checksum: format!("{:016x}", stats.checksum),
             part,
             per_rank: stats.per_rank.clone(),
+            model: None,
         }
+    }
+
+    /// Explains the run's communication with `network` (sets [`RunRecord::model`]).
+    pub fn explain(&mut self, network: &Hockney) {
+        let shape = MapShape {
+            schedule: self.schedule.clone(),
+            ranks: self.ranks,
+            worker_chunks: self.chunks - self.per_rank.first().map_or(0, |r| r.chunks),
+            bytes_scattered: self.bytes_scattered,
+            bytes_gathered: self.bytes_gathered,
+        };
+        let predicted = network.predict(&shape);
+        let measured = self.phases.scatter + self.phases.gather;
+        let comm = if self.schedule == "static" {
+            measured
+        } else {
+            predicted
+        };
+        self.model = Some(Verdict {
+            alpha: network.alpha,
+            beta: network.beta,
+            predicted_comm_s: predicted,
+            measured_comm_s: measured,
+            compute_to_comm: if comm > 0.0 {
+                self.phases.compute.max / comm
+            } else {
+                f64::INFINITY
+            },
+        });
     }
 
     /// Distinct hostnames in rank order of first appearance.

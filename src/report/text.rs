@@ -129,6 +129,31 @@ pub fn render(r: &RunRecord) -> String {
             );
         }
     }
+    match &r.model {
+        Some(m) => {
+            let _ = writeln!(
+                o,
+                "model: communication predicted {} (alpha {:.2} us, {:.0} MB/s) vs measured {} ({}); compute/communication {:.1}",
+                human_seconds(m.predicted_comm_s),
+                m.alpha * 1e6,
+                1e-6 / m.beta.max(f64::MIN_POSITIVE),
+                human_seconds(m.measured_comm_s),
+                if is_static(r) {
+                    "scatter + gather"
+                } else {
+                    "send + receive calls, overlapped with compute"
+                },
+                m.compute_to_comm
+            );
+        }
+        None if r.ranks > 1 => {
+            let _ = writeln!(
+                o,
+                "model: none; fit one with `mpirun -n 2 hpcmap bench pingpong` on this placement"
+            );
+        }
+        None => {}
+    }
     let _ = writeln!(o, "answer: {}", r.answer.text);
     let _ = writeln!(o, "checksum: {}", r.checksum);
     o

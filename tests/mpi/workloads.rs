@@ -303,3 +303,57 @@ fn parts_add_up_to_the_whole() {
         .sum();
     assert_eq!(total, 78_498);
 }
+
+#[test]
+fn pingpong_model_explains_a_run() {
+    let dir = temp_dir("model");
+    let model = dir.join("network.json");
+    let r = crate::util::mpirun(
+        2,
+        &crate::util::hpcmap(),
+        &[
+            "bench",
+            "pingpong",
+            "--max-bytes",
+            "65536",
+            "--repeat",
+            "2",
+            "--save",
+            model.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(r.stdout.contains("hockney: alpha ="), "{}", r.stdout);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert!(saved["alpha"].as_f64().unwrap() > 0.0, "{saved}");
+    assert!(saved["beta"].as_f64().unwrap() > 0.0, "{saved}");
+    let r = record(
+        2,
+        &[
+            "square",
+            "--items",
+            "100000",
+            "--network",
+            model.to_str().unwrap(),
+        ],
+    );
+    let m = &r["model"];
+    // Scatter and gather of 400 kB each at beta, plus two latencies.
+    let expected =
+        2.0 * saved["alpha"].as_f64().unwrap() + 800_000.0 * saved["beta"].as_f64().unwrap();
+    let predicted = m["predicted_comm_s"].as_f64().unwrap();
+    assert!(
+        (predicted - expected).abs() <= 1e-9 * expected.max(1.0),
+        "{m}"
+    );
+    assert!(m["measured_comm_s"].as_f64().unwrap() > 0.0);
+    let missing = dir.join("missing.json");
+    let r = crate::util::hpcmap_run(2, &["square", "--network", missing.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("cannot read network model"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
