@@ -127,6 +127,12 @@ pub struct RunArgs {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Stream every item's result to FILE as JSON lines `[index, result]`, in
+    /// input order (completion order with --unordered); written to a temporary
+    /// and renamed into place when complete.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+
     /// Take results as they complete instead of in input order (no reorder
     /// buffer on the root); the answer and checksum are the same.
     #[arg(long, global = true)]
@@ -280,6 +286,8 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Take results in completion order.
     pub unordered: bool,
+    /// Per-item results file.
+    pub results: Option<PathBuf>,
     /// Network model file, and whether the user named it (then it must load).
     pub network: Option<(PathBuf, bool)>,
     /// Only this part of the input.
@@ -322,6 +330,7 @@ impl RunArgs {
             json: self.json,
             quiet: self.quiet,
             unordered: self.unordered,
+            results: self.results,
             network: match self.network {
                 Some(path) => Some((path, true)),
                 None => Hockney::default_path().map(|p| (p, false)),

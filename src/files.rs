@@ -6,16 +6,17 @@
 //! leaves a truncated image, and never clobbers an earlier good one.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// An output file that appears whole at `path` on [`PendingFile::commit`], or not at all.
+/// An output file that appears whole at its path on [`PendingFile::finish`],
+/// or not at all.
 pub struct PendingFile {
     path: PathBuf,
     temp: PathBuf,
-    file: Option<File>,
+    out: Option<BufWriter<File>>,
 }
 
 impl PendingFile {
@@ -36,22 +37,24 @@ impl PendingFile {
         Ok(PendingFile {
             path: path.to_path_buf(),
             temp,
-            file: Some(file),
+            out: Some(BufWriter::new(file)),
         })
     }
 
-    /// Writes the contents with `write`, then moves the file into place.
+    /// Where to write the contents (buffered).
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.out
+            .as_mut()
+            .expect("a pending file is written before it is finished")
+    }
+
+    /// Flushes and syncs the contents, then moves the file into place.
     ///
     /// # Errors
     /// When writing or renaming fails; the temporary is removed.
-    pub fn commit(
-        mut self,
-        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> anyhow::Result<()> {
-        let file = self.file.take().expect("a pending file is committed once");
-        let mut out = BufWriter::new(file);
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        let out = self.out.take().expect("a pending file is finished once");
         let context = || format!("cannot write output {}", self.path.display());
-        write(&mut out).with_context(context)?;
         out.into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all())
@@ -63,7 +66,7 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.out.take().is_some() {
             let _ = std::fs::remove_file(&self.temp);
         }
     }

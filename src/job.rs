@@ -1,14 +1,17 @@
 //! One `hpcmap run`: build the workload, share the root's readiness, map,
 //! and on the root write outputs and the report.
 
+use std::path::Path;
 use std::time::Instant;
 
+use anyhow::Context;
 use tracing::info;
 
+use hpcmap::Source;
 use hpcmap::report::model::Hockney;
 use hpcmap::report::{RunRecord, json, text};
 use hpcmap::workloads::{
-    Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
+    Input, Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
     wordcount::WordCount,
 };
 use hpcmap::{MapError, Pool};
@@ -91,16 +94,17 @@ impl WithWorkload for Execute<'_> {
 }
 
 /// What the root holds before the map: the input and the files it will write.
-struct Prepared<T> {
-    items: Vec<T>,
+struct Prepared<'w, T> {
+    input: Input<'w, T>,
     network: Option<Hockney>,
     prepare_s: f64,
     json: Option<std::fs::File>,
     output: Option<PendingFile>,
+    results: Option<PendingFile>,
 }
 
 /// Root only: opens output files first (fail fast), then builds the input.
-fn prepare<W: Workload>(config: &RunConfig, w: &W) -> anyhow::Result<Prepared<W::Item>> {
+fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prepared<'w, W::Item>> {
     let json = config.json.as_deref().map(open_append).transpose()?;
     let network = match &config.network {
         Some((path, true)) => Some(Hockney::load(path)?),
@@ -108,21 +112,26 @@ fn prepare<W: Workload>(config: &RunConfig, w: &W) -> anyhow::Result<Prepared<W:
         _ => None,
     };
     let output = w.output_path().map(PendingFile::create).transpose()?;
+    let results = config
+        .results
+        .as_deref()
+        .map(PendingFile::create)
+        .transpose()?;
     let start = Instant::now();
-    let mut items = w.items()?;
+    let mut input = w.input()?;
     if let Some(part) = config.part {
-        let range = part.range(items.len());
-        items.truncate(range.end);
-        items.drain(..range.start);
+        let range = part.range(input.len());
+        input = input.slice(range);
     }
     let prepare_s = start.elapsed().as_secs_f64();
-    info!(items = items.len(), seconds = prepare_s, "input built");
+    info!(items = input.len(), seconds = prepare_s, "input built");
     Ok(Prepared {
-        items,
+        input,
         network,
         prepare_s,
         json,
         output,
+        results,
     })
 }
 
@@ -142,43 +151,62 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
     }
 
-    let input = prepared.as_ref().map(|p| &p.items[..]);
-    let (results, stats) = if config.unordered {
-        let mut arrivals = Vec::new();
-        let stats = pool.map_unordered_with(
-            input,
-            &config.map,
-            |item| w.map(item),
-            |index, result| arrivals.push((index, result)),
-        )?;
-        // The answer needs every result; the arrival order only shows in the timings.
-        arrivals.sort_unstable_by_key(|&(index, _)| index);
-        let results = pool
-            .is_root()
-            .then(|| arrivals.into_iter().map(|(_, r)| r).collect());
-        (results, stats)
+    // The root folds results into the summary as they arrive and streams
+    // them to --results: it never holds them all.
+    let mut summary = W::Summary::default();
+    let mut results_file = prepared.as_mut().and_then(|p| p.results.take());
+    let mut write_error = None;
+    let sink = |index: usize, result: W::Output| {
+        if let Some(out) = results_file.as_mut().map(PendingFile::writer) {
+            if write_error.is_none() {
+                write_error = json::write_item(index, &result, out).err();
+            }
+        }
+        w.absorb(&mut summary, index, result);
+    };
+    let input = prepared.as_ref().map(|p| &p.input);
+    let stats = if config.unordered {
+        pool.map_each_unordered(input, &config.map, |item| w.map(item), sink)?
     } else {
-        let mapped = pool.map_with(input, &config.map, |item| w.map(item))?;
-        (mapped.results, mapped.stats)
+        pool.map_each(input, &config.map, |item| w.map(item), sink)?
     };
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
     );
-    let (Some(results), Some(prepared)) = (results, prepared) else {
+    let Some(prepared) = prepared else {
         return Ok(());
     };
-
-    let answer = w.answer(&results);
-    if let Some(file) = prepared.output {
-        file.commit(|out| w.write_output(&results, out))?;
+    if let Some(e) = write_error {
+        anyhow::bail!(
+            "cannot write --results {}: {e}",
+            config
+                .results
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        );
+    }
+    if let Some(file) = results_file {
+        file.finish()?;
+    }
+    if let Some(mut file) = prepared.output {
+        w.write_output(&summary, file.writer())
+            .map_err(anyhow::Error::from)
+            .and_then(|()| file.finish())
+            .with_context(|| {
+                format!(
+                    "cannot write output {}",
+                    w.output_path().unwrap_or(Path::new("?")).display()
+                )
+            })?;
     }
     let mut record = RunRecord::new(
         w.name(),
         &stats,
         pool.hosts(),
         prepared.prepare_s,
-        answer,
+        w.answer(&summary),
         config.part.map(|p| p.to_string()),
         !config.unordered,
     );

@@ -31,6 +31,7 @@ pub mod plan;
 mod pool;
 pub mod report;
 pub mod schedule;
+pub mod source;
 pub mod stats;
 pub mod workloads;
 
@@ -38,4 +39,5 @@ pub use codec::{CodecError, checksum};
 pub use error::MapError;
 pub use pool::{Mapped, Pool, PoolError};
 pub use schedule::{MapOptions, Schedule};
+pub use source::{Generated, Source};
 pub use stats::MapStats;

@@ -15,6 +15,7 @@ use crate::error::MapError;
 use crate::failure::{fatal, install_panic_hook};
 use crate::kernel::Kernel;
 use crate::schedule::{self, MapOptions, Schedule};
+use crate::source::Source;
 use crate::stats::MapStats;
 
 /// Why a pool could not be created.
@@ -140,8 +141,9 @@ impl Pool {
 
     /// Collective: `Pool.map` with the default options (static schedule, one
     /// block per rank). See [`Pool::map_with`].
-    pub fn map<T, U, F>(&self, input: Option<&[T]>, f: F) -> Result<Mapped<U>, MapError>
+    pub fn map<I, T, U, F>(&self, input: Option<&I>, f: F) -> Result<Mapped<U>, MapError>
     where
+        I: Source<Item = T> + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
@@ -166,13 +168,14 @@ impl Pool {
     /// # Panics
     /// When the root passes `None`. A panic inside `f` on any rank aborts the
     /// whole job with a message naming the rank and the item index.
-    pub fn map_with<T, U, F>(
+    pub fn map_with<I, T, U, F>(
         &self,
-        input: Option<&[T]>,
+        input: Option<&I>,
         options: &MapOptions,
         f: F,
     ) -> Result<Mapped<U>, MapError>
     where
+        I: Source<Item = T> + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
@@ -185,24 +188,47 @@ impl Pool {
         })
     }
 
-    /// Collective: like [`Pool::map_with`], but on the root `sink(index, result)`
-    /// is called as results arrive, in completion order, instead of
-    /// collecting them in input order. Nothing waits for an earlier item,
-    /// and the root holds no reorder buffer: for reductions and streaming
-    /// writers. The checksum in the returned stats equals the ordered one.
-    ///
-    /// Under the static schedule results arrive in input order anyway.
+    /// Collective: like [`Pool::map_with`], but on the root each result is
+    /// handed to `sink(index, result)` in input order instead of being
+    /// collected: for folds and streaming writers that need no `Vec` of all
+    /// results. Chunks that arrive early wait in a reorder buffer.
     ///
     /// # Errors
     /// As [`Pool::map_with`].
-    pub fn map_unordered_with<T, U, F, S>(
+    pub fn map_each<I, T, U, F, S>(
         &self,
-        input: Option<&[T]>,
+        input: Option<&I>,
         options: &MapOptions,
         f: F,
         sink: S,
     ) -> Result<MapStats, MapError>
     where
+        I: Source<Item = T> + ?Sized,
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+        S: FnMut(usize, U),
+    {
+        self.run_map(input, options, f, sink, true)
+    }
+
+    /// Collective: like [`Pool::map_each`], but `sink(index, result)` is
+    /// called as results arrive, in completion order. Nothing waits for an
+    /// earlier item and the root holds no reorder buffer. The checksum in the
+    /// returned stats equals the ordered one. (Under the static schedule
+    /// results arrive in input order anyway.)
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`].
+    pub fn map_each_unordered<I, T, U, F, S>(
+        &self,
+        input: Option<&I>,
+        options: &MapOptions,
+        f: F,
+        sink: S,
+    ) -> Result<MapStats, MapError>
+    where
+        I: Source<Item = T> + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
@@ -211,15 +237,16 @@ impl Pool {
         self.run_map(input, options, f, sink, false)
     }
 
-    fn run_map<T, U, F, S>(
+    fn run_map<I, T, U, F, S>(
         &self,
-        input: Option<&[T]>,
+        input: Option<&I>,
         options: &MapOptions,
         f: F,
         sink: S,
         ordered: bool,
     ) -> Result<MapStats, MapError>
     where
+        I: Source<Item = T> + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,

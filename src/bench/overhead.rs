@@ -20,7 +20,7 @@ pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
         skew: 0.0,
         fail_at: None,
     };
-    let input = pool.is_root().then(|| spin.items().expect("spin items"));
+    let input = pool.is_root().then(|| spin.input().expect("spin items"));
     let options = MapOptions {
         schedule: Schedule::Dynamic,
         chunk: Some(1),
@@ -29,7 +29,7 @@ pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
     for round in 0..repeat + 1 {
         pool.barrier();
         let stats = pool
-            .map_unordered_with(input.as_deref(), &options, |i| spin.map(i), |_, _| {})
+            .map_each_unordered(input.as_ref(), &options, |i| spin.map(i), |_, _| {})
             .unwrap_or_else(|e| panic!("map failed: {e}"));
         if round > 0 {
             walls.push(stats.wall_s);

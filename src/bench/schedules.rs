@@ -4,7 +4,7 @@
 
 use hpcmap::stats::MapStats;
 use hpcmap::workloads::Workload;
-use hpcmap::{MapOptions, Pool, Schedule};
+use hpcmap::{MapOptions, Pool, Schedule, Source};
 
 use super::median;
 use crate::job::WithWorkload;
@@ -25,7 +25,7 @@ impl WithWorkload for Schedules<'_> {
     fn with<W: Workload>(self, w: &W) -> anyhow::Result<()> {
         let pool = self.pool;
         let input = if pool.is_root() {
-            Some(w.items()?)
+            Some(w.input()?)
         } else {
             None
         };
@@ -38,7 +38,7 @@ impl WithWorkload for Schedules<'_> {
                     chunk: None,
                 };
                 let stats =
-                    pool.map_unordered_with(input.as_deref(), &options, |x| w.map(x), |_, _| {})?;
+                    pool.map_each_unordered(input.as_ref(), &options, |x| w.map(x), |_, _| {})?;
                 if round > 0 {
                     runs[k].push(stats);
                 }
@@ -50,7 +50,7 @@ impl WithWorkload for Schedules<'_> {
         println!(
             "schedules: {}, {} items, {} ranks x {} threads, median of {}",
             w.name(),
-            input.as_ref().map_or(0, Vec::len),
+            input.as_ref().map_or(0, Source::len),
             pool.size(),
             pool.threads(),
             self.repeat

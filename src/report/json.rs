@@ -13,3 +13,16 @@ pub fn write_line(record: &RunRecord, out: &mut impl Write) -> std::io::Result<(
     out.write_all(b"\n")?;
     out.flush()
 }
+
+/// Writes one per-item result as a JSON line `[index, result]` (`--results`).
+///
+/// # Errors
+/// When serializing or writing fails.
+pub fn write_item<U: serde::Serialize>(
+    index: usize,
+    result: &U,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &(index, result))?;
+    out.write_all(b"\n")
+}

@@ -34,6 +34,7 @@ use crate::failure::fatal;
 use crate::kernel::Kernel;
 use crate::outbox::Outbox;
 use crate::schedule::Schedule;
+use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 
 const TAG_WORK: i32 = 11;
@@ -133,16 +134,17 @@ fn read_header<const N: usize>(bytes: &[u8]) -> [u64; N] {
 type Row = [u64; 4];
 
 /// Runs one dynamic or guided map; results go to `collector` on the root.
-pub fn run<T, U, F, S>(
+pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
-    input: Option<&[T]>,
+    input: Option<&I>,
     schedule: Schedule,
     chunk: Option<usize>,
     f: &F,
     collector: &mut Collector<S>,
 ) -> MapStats
 where
+    I: Source<Item = T> + ?Sized,
     T: Serialize + DeserializeOwned + Send,
     U: Serialize + DeserializeOwned + Send,
     F: Fn(T) -> U + Sync,
@@ -212,10 +214,10 @@ where
 }
 
 /// The root's state: what is in flight where, and its own chunk in progress.
-struct Root<'a, T> {
+struct Root<'a, I: ?Sized> {
     comm: &'a Comm,
     kernel: &'a Kernel,
-    input: &'a [T],
+    input: &'a I,
     schedule: Schedule,
     dispenser: Dispenser,
     /// Item counts of the chunks in flight per rank, oldest first (index 0,
@@ -235,11 +237,15 @@ struct Root<'a, T> {
     own: Row,
 }
 
-impl<'a, T: Serialize + DeserializeOwned + Send> Root<'a, T> {
+impl<'a, I, T> Root<'a, I>
+where
+    I: Source<Item = T> + ?Sized,
+    T: Serialize + DeserializeOwned + Send,
+{
     fn new(
         comm: &'a Comm,
         kernel: &'a Kernel,
-        input: &'a [T],
+        input: &'a I,
         schedule: Schedule,
         chunk: Option<usize>,
     ) -> Self {
@@ -298,7 +304,10 @@ impl<'a, T: Serialize + DeserializeOwned + Send> Root<'a, T> {
             };
             let t = Instant::now();
             let mut message = header(&[range.start as u64, range.len() as u64], 0);
-            if let Err(e) = codec::encode_items(&self.input[range.clone()], &mut message) {
+            let encoded = self.input.with_range(range.clone(), |items| {
+                codec::encode_items(items, &mut message)
+            });
+            if let Err(e) = encoded {
                 fatal(&format!("input items {}..{}: {e}", range.start, range.end));
             }
             if message.len() > i32::MAX as usize {
@@ -440,7 +449,10 @@ impl<'a, T: Serialize + DeserializeOwned + Send> Root<'a, T> {
     {
         let t = Instant::now();
         let mut encoded = Vec::new();
-        if let Err(e) = codec::encode_items(&self.input[range.clone()], &mut encoded) {
+        let result = self.input.with_range(range.clone(), |items| {
+            codec::encode_items(items, &mut encoded)
+        });
+        if let Err(e) = result {
             fatal(&format!("input items {}..{}: {e}", range.start, range.end));
         }
         let (items, _) = self.kernel.decode::<T>(&encoded, range.start, range.len());

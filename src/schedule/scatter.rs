@@ -22,6 +22,7 @@ use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::kernel::Kernel;
 use crate::plan::Plan;
+use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 use crate::{codec, schedule::Schedule};
 
@@ -36,12 +37,18 @@ struct Serialized {
     per_rank: Vec<usize>,
 }
 
-fn serialize<T: Serialize>(input: &[T], plan: &Plan) -> Result<Serialized, MapError> {
+fn serialize<S>(input: &S, plan: &Plan) -> Result<Serialized, MapError>
+where
+    S: Source + ?Sized,
+    S::Item: Serialize,
+{
     let mut bytes = Vec::new();
     let mut per_rank = vec![0usize; plan.ranks];
     for (rank, share) in per_rank.iter_mut().enumerate() {
         for k in plan.chunks_of(rank) {
-            *share += codec::encode_items(&input[plan.range(k)], &mut bytes)?;
+            *share += input.with_range(plan.range(k), |items| {
+                codec::encode_items(items, &mut bytes)
+            })?;
         }
     }
     counts_and_displs(&per_rank)?;
@@ -58,15 +65,16 @@ fn others_only(lens: &[usize]) -> Result<(Vec<i32>, Vec<i32>), MapError> {
 
 /// Runs one static map; results go to `collector` on the root. See the
 /// module docs for the protocol.
-pub fn run<T, U, F, S>(
+pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
-    input: Option<&[T]>,
+    input: Option<&I>,
     chunk: Option<usize>,
     f: &F,
     collector: &mut Collector<S>,
 ) -> Result<MapStats, MapError>
 where
+    I: Source<Item = T> + ?Sized,
     T: Serialize + DeserializeOwned + Send,
     U: Serialize + DeserializeOwned + Send,
     F: Fn(T) -> U + Sync,

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Answer, Workload};
+use super::{Answer, Input, Workload};
 
 /// The largest iteration count a `u16` pixel can hold.
 pub const MAX_ITER: u32 = u16::MAX as u32;
@@ -50,33 +50,52 @@ impl Mandelbrot {
     }
 }
 
+/// The rows absorbed so far, by row index, and running totals.
+#[derive(Debug, Default)]
+pub struct Image {
+    rows: Vec<Option<Vec<u16>>>,
+    inside: u64,
+    iterations: u64,
+    pixels: u64,
+}
+
 impl Workload for Mandelbrot {
     type Item = u32;
     type Output = Vec<u16>;
+    type Summary = Image;
 
     fn name(&self) -> &'static str {
         "mandelbrot"
     }
 
-    fn items(&self) -> anyhow::Result<Vec<u32>> {
-        Ok((0..self.height).collect())
+    fn input(&self) -> anyhow::Result<Input<'_, u32>> {
+        Ok(Input::generated(self.height as usize, |y| y as u32))
     }
 
     fn map(&self, y: u32) -> Vec<u16> {
         (0..self.width).map(|x| self.pixel(x, y)).collect()
     }
 
-    fn answer(&self, rows: &[Vec<u16>]) -> Answer {
-        let inside = rows
+    fn absorb(&self, image: &mut Image, index: usize, row: Vec<u16>) {
+        image.inside += row
             .iter()
-            .flatten()
             .filter(|&&n| u32::from(n) >= self.max_iter)
             .count() as u64;
-        let iterations: u64 = rows.iter().flatten().map(|&n| u64::from(n)).sum();
+        image.iterations += row.iter().map(|&n| u64::from(n)).sum::<u64>();
+        image.pixels += row.len() as u64;
+        // Rows can arrive in any order (unordered runs): place them by index.
+        if image.rows.len() <= index {
+            image.rows.resize(index + 1, None);
+        }
+        image.rows[index] = Some(row);
+    }
+
+    fn answer(&self, image: &Image) -> Answer {
+        let (inside, iterations) = (image.inside, image.iterations);
         Answer {
             text: format!(
                 "{inside} of {} pixels inside, {iterations} iterations",
-                u64::from(self.width) * rows.len() as u64
+                image.pixels
             ),
             value: serde_json::json!({ "inside": inside, "iterations": iterations }),
         }
@@ -86,15 +105,29 @@ impl Workload for Mandelbrot {
         self.output.as_deref()
     }
 
-    fn write_output(&self, rows: &[Vec<u16>], out: &mut dyn Write) -> std::io::Result<()> {
-        let pixels: Vec<u8> = rows.iter().flatten().map(|&n| self.shade(n)).collect();
+    fn write_output(&self, image: &Image, out: &mut dyn Write) -> std::io::Result<()> {
+        let missing = image.rows.iter().filter(|r| r.is_none()).count()
+            + (self.height as usize).saturating_sub(image.rows.len());
+        if missing > 0 {
+            return Err(std::io::Error::other(format!(
+                "{missing} of {} rows are missing: not writing a partial image",
+                self.height
+            )));
+        }
+        let pixels: Vec<u8> = image
+            .rows
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|&n| self.shade(n))
+            .collect();
         let is_png = self
             .output
             .as_ref()
             .and_then(|p| p.extension())
             .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if is_png {
-            let mut encoder = png::Encoder::new(out, self.width, rows.len() as u32);
+            let mut encoder = png::Encoder::new(out, self.width, self.height);
             encoder.set_color(png::ColorType::Grayscale);
             encoder.set_depth(png::BitDepth::Eight);
             let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
@@ -103,7 +136,7 @@ impl Workload for Mandelbrot {
                 .map_err(std::io::Error::other)?;
             writer.finish().map_err(std::io::Error::other)
         } else {
-            write!(out, "P5\n{} {}\n255\n", self.width, rows.len())?;
+            write!(out, "P5\n{} {}\n255\n", self.width, self.height)?;
             out.write_all(&pixels)
         }
     }
@@ -141,11 +174,18 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_image_is_refused() {
+        let m = tiny();
+        let image = super::super::fold(&m, (0..m.height - 1).map(|y| m.map(y)));
+        assert!(m.write_output(&image, &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn pgm_has_header_and_one_byte_per_pixel() {
         let m = tiny();
-        let rows: Vec<Vec<u16>> = (0..m.height).map(|y| m.map(y)).collect();
+        let image = super::super::fold(&m, (0..m.height).map(|y| m.map(y)));
         let mut out = Vec::new();
-        m.write_output(&rows, &mut out).unwrap();
+        m.write_output(&image, &mut out).unwrap();
         assert!(out.starts_with(b"P5\n8 8\n255\n"));
         assert_eq!(out.len(), 11 + 64);
     }

@@ -4,7 +4,7 @@
 //! with its own seeded generator, so the hit count is the same at any scale.
 
 use super::rng::SplitMix64;
-use super::{Answer, Workload};
+use super::{Answer, Input, Workload};
 
 /// `samples` points in `tasks` tasks, seeded with `seed`.
 #[derive(Clone, Debug)]
@@ -23,17 +23,20 @@ pub type Task = (u64, u64);
 impl Workload for Pi {
     type Item = Task;
     type Output = u64;
+    type Summary = u64;
 
     fn name(&self) -> &'static str {
         "pi"
     }
 
-    fn items(&self) -> anyhow::Result<Vec<Task>> {
+    fn input(&self) -> anyhow::Result<Input<'_, Task>> {
         let (base, extra) = (self.samples / self.tasks, self.samples % self.tasks);
-        Ok((0..self.tasks)
-            .map(|t| (t, base + u64::from(t < extra)))
-            .filter(|&(_, n)| n > 0)
-            .collect())
+        // With fewer samples than tasks, only the first `extra` tasks draw any.
+        let tasks = if base == 0 { extra } else { self.tasks };
+        Ok(Input::generated(tasks as usize, move |t| {
+            let t = t as u64;
+            (t, base + u64::from(t < extra))
+        }))
     }
 
     fn map(&self, (task, samples): Task) -> u64 {
@@ -46,8 +49,11 @@ impl Workload for Pi {
         hits
     }
 
-    fn answer(&self, results: &[u64]) -> Answer {
-        let hits: u64 = results.iter().sum();
+    fn absorb(&self, hits: &mut u64, _index: usize, task_hits: u64) {
+        *hits += task_hits;
+    }
+
+    fn answer(&self, &hits: &u64) -> Answer {
         let estimate = if self.samples == 0 {
             0.0
         } else {
@@ -74,10 +80,10 @@ mod tests {
             tasks: 7,
             seed: 42,
         };
-        let items = w.items().unwrap();
+        let items = w.input().unwrap().collect();
         assert_eq!(items.iter().map(|t| t.1).sum::<u64>(), 1_000_003);
-        let results: Vec<u64> = items.into_iter().map(|t| w.map(t)).collect();
-        let est = w.answer(&results).value["estimate"].as_f64().unwrap();
+        let summary = super::super::fold(&w, items.into_iter().map(|t| w.map(t)));
+        let est = w.answer(&summary).value["estimate"].as_f64().unwrap();
         assert!((est - std::f64::consts::PI).abs() < 0.01, "{est}");
     }
 }

@@ -3,7 +3,7 @@
 //! Every rank sieves the base primes up to sqrt(N) once when the workload is
 //! built (per-worker set-up), then each item sieves one block of numbers.
 
-use super::{Answer, Workload};
+use super::{Answer, Input, Workload};
 
 /// The default block: 64 Ki numbers fit the L2 cache as a byte map.
 pub const DEFAULT_BLOCK: u64 = 1 << 16;
@@ -49,13 +49,15 @@ pub fn simple_sieve(n: u64) -> Vec<u64> {
 impl Workload for Primes {
     type Item = u64;
     type Output = u64;
+    type Summary = u64;
 
     fn name(&self) -> &'static str {
         "primes"
     }
 
-    fn items(&self) -> anyhow::Result<Vec<u64>> {
-        Ok((0..self.limit.div_ceil(self.block)).collect())
+    fn input(&self) -> anyhow::Result<Input<'_, u64>> {
+        let blocks = self.limit.div_ceil(self.block) as usize;
+        Ok(Input::generated(blocks, |b| b as u64))
     }
 
     fn map(&self, block: u64) -> u64 {
@@ -78,8 +80,11 @@ impl Workload for Primes {
             .count() as u64
     }
 
-    fn answer(&self, results: &[u64]) -> Answer {
-        let count: u64 = results.iter().sum();
+    fn absorb(&self, count: &mut u64, _index: usize, primes: u64) {
+        *count += primes;
+    }
+
+    fn answer(&self, &count: &u64) -> Answer {
         Answer {
             text: format!("{count} primes below {}", self.limit),
             value: count.into(),
@@ -93,7 +98,12 @@ mod tests {
 
     fn count(limit: u64, block: u64) -> u64 {
         let w = Primes::new(limit, block);
-        w.items().unwrap().into_iter().map(|b| w.map(b)).sum()
+        w.input()
+            .unwrap()
+            .collect()
+            .into_iter()
+            .map(|b| w.map(b))
+            .sum()
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `square`: the lecture's `Pool.map(square, [1, 2, ..., N])`; the answer is the sum.
 
-use super::{Answer, Workload, json_u128};
+use super::{Answer, Input, Workload, json_u128};
 
 /// The largest N whose square still fits a `u64`.
 pub const MAX_ITEMS: u64 = u32::MAX as u64;
@@ -18,16 +18,24 @@ pub fn sum_of_squares(n: u64) -> u128 {
     n * (n + 1) * (2 * n + 1) / 6
 }
 
+/// How many squares were absorbed, and their sum.
+#[derive(Debug, Default)]
+pub struct Sum {
+    count: u64,
+    sum: u128,
+}
+
 impl Workload for Square {
     type Item = u64;
     type Output = u64;
+    type Summary = Sum;
 
     fn name(&self) -> &'static str {
         "square"
     }
 
-    fn items(&self) -> anyhow::Result<Vec<u64>> {
-        Ok((1..=self.items).collect())
+    fn input(&self) -> anyhow::Result<Input<'_, u64>> {
+        Ok(Input::generated(self.items as usize, |i| i as u64 + 1))
     }
 
     #[inline]
@@ -35,11 +43,15 @@ impl Workload for Square {
         x * x
     }
 
-    fn answer(&self, results: &[u64]) -> Answer {
-        let sum: u128 = results.iter().map(|&r| r as u128).sum();
+    fn absorb(&self, s: &mut Sum, _index: usize, square: u64) {
+        s.count += 1;
+        s.sum += u128::from(square);
+    }
+
+    fn answer(&self, s: &Sum) -> Answer {
         Answer {
-            text: format!("sum of {} squares = {sum}", results.len()),
-            value: json_u128(sum),
+            text: format!("sum of {} squares = {}", s.count, s.sum),
+            value: json_u128(s.sum),
         }
     }
 }
@@ -51,8 +63,9 @@ mod tests {
     #[test]
     fn closed_form_matches_loop() {
         let w = Square { items: 1000 };
-        let results: Vec<u64> = w.items().unwrap().into_iter().map(|x| w.map(x)).collect();
-        assert_eq!(w.answer(&results).value, serde_json::json!(333_833_500u64));
+        let results = w.input().unwrap().collect().into_iter().map(|x| w.map(x));
+        let answer = w.answer(&super::super::fold(&w, results));
+        assert_eq!(answer.value, serde_json::json!(333_833_500u64));
         assert_eq!(sum_of_squares(1000), 333_833_500);
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::{Answer, Workload};
+use super::{Answer, Input, Workload};
 
 /// Target size of one piece of text.
 pub const PIECE_BYTES: usize = 256 * 1024;
@@ -85,31 +85,34 @@ pub fn count_words(text: &str) -> Vec<(String, u64)> {
 impl Workload for WordCount {
     type Item = String;
     type Output = Vec<(String, u64)>;
+    type Summary = HashMap<String, u64>;
 
     fn name(&self) -> &'static str {
         "wordcount"
     }
 
-    fn items(&self) -> anyhow::Result<Vec<String>> {
-        let mut items = Vec::new();
+    fn input(&self) -> anyhow::Result<Input<'_, String>> {
+        let mut pieces = Vec::new();
         for path in &self.inputs {
-            items.extend(split_pieces(&read_text(path)?, PIECE_BYTES));
+            pieces.extend(split_pieces(&read_text(path)?, PIECE_BYTES));
         }
-        Ok(items)
+        Ok(Input::Items(pieces))
     }
 
     fn map(&self, piece: String) -> Vec<(String, u64)> {
         count_words(&piece)
     }
 
-    fn answer(&self, parts: &[Vec<(String, u64)>]) -> Answer {
-        let mut total: HashMap<&str, u64> = HashMap::new();
-        for (word, n) in parts.iter().flatten() {
+    fn absorb(&self, total: &mut HashMap<String, u64>, _index: usize, part: Vec<(String, u64)>) {
+        for (word, n) in part {
             *total.entry(word).or_default() += n;
         }
+    }
+
+    fn answer(&self, total: &HashMap<String, u64>) -> Answer {
         let words: u64 = total.values().sum();
         let distinct = total.len();
-        let mut ranked: Vec<(&str, u64)> = total.into_iter().collect();
+        let mut ranked: Vec<(&str, u64)> = total.iter().map(|(w, &n)| (w.as_str(), n)).collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         ranked.truncate(self.top);
         let listing: Vec<String> = ranked.iter().map(|(w, n)| format!("{w}={n}")).collect();
@@ -144,7 +147,7 @@ mod tests {
             top: 3,
         };
         let parts = vec![count_words("b a B, c!"), count_words("a c d")];
-        let answer = w.answer(&parts);
+        let answer = w.answer(&super::super::fold(&w, parts));
         assert_eq!(answer.value["words"], 7);
         assert_eq!(answer.value["distinct"], 4);
         // a=2, b=2, c=2 tie: alphabetical.

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
+use hpcmap::Source;
 use hpcmap::workloads::mandelbrot::Mandelbrot;
 use hpcmap::workloads::pi::Pi;
 use hpcmap::workloads::primes::{DEFAULT_BLOCK, Primes};
 use hpcmap::workloads::spin::Spin;
 use hpcmap::workloads::square::{Square, sum_of_squares};
 use hpcmap::workloads::wordcount::WordCount;
-use hpcmap::workloads::{Workload, rng::SplitMix64};
+use hpcmap::workloads::{Workload, fold, rng::SplitMix64};
 use serde_json::{Value, json};
 
 use crate::util::{record, temp_dir};
@@ -17,12 +18,10 @@ const RANKS: [usize; 4] = [1, 2, 3, 8];
 
 /// The answer and checksum of a plain serial loop, no MPI involved.
 fn serial<W: Workload>(w: &W) -> (Value, String) {
-    let results: Vec<W::Output> = w.items().unwrap().into_iter().map(|i| w.map(i)).collect();
-    let answer = w.answer(&results).value;
-    (
-        answer,
-        format!("{:016x}", hpcmap::checksum(&results).unwrap()),
-    )
+    let items = w.input().unwrap().collect();
+    let results: Vec<W::Output> = items.into_iter().map(|i| w.map(i)).collect();
+    let checksum = format!("{:016x}", hpcmap::checksum(&results).unwrap());
+    (w.answer(&fold(w, results)).value, checksum)
 }
 
 /// Every schedule at every rank count, plus threads, chunk sizes 1, prime and
@@ -176,7 +175,7 @@ fn wordcount_over_several_files() {
         inputs: vec![big.clone(), small.clone()],
         top: 8,
     };
-    assert!(w.items().unwrap().len() > 2, "the test needs several items");
+    assert!(w.input().unwrap().len() > 2, "the test needs several items");
     let args = [
         "wordcount",
         "--input",
