@@ -40,6 +40,20 @@ pub enum Command {
     /// Benchmarks measured against a baseline from the same run (start with mpirun).
     #[command(subcommand)]
     Bench(BenchArgs),
+    /// Strong- and weak-scaling tables (and charts) from the records that
+    /// `run --json` wrote; no MPI needed.
+    Report {
+        /// JSON-lines files of run records.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also draw the charts (wall time, efficiency, phases) into one
+        /// 1200x900 image; the extension (.png or .svg) picks the format.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Print GitHub markdown tables instead of plain text.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// `hpcmap bench`: what to measure.

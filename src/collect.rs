@@ -21,6 +21,8 @@ pub struct Collector<S> {
     next: usize,
     /// In ordered mode: chunks that arrived before their turn, by first index.
     early: BTreeMap<usize, (usize, Vec<u8>)>,
+    /// Bytes held in `early`.
+    early_bytes: usize,
     checksum: u64,
     sink: S,
 }
@@ -32,9 +34,15 @@ impl<S> Collector<S> {
             ordered,
             next: 0,
             early: BTreeMap::new(),
+            early_bytes: 0,
             checksum: 0,
             sink,
         }
+    }
+
+    /// Bytes of results waiting for an earlier chunk (ordered mode).
+    pub fn buffered_bytes(&self) -> usize {
+        self.early_bytes
     }
 
     /// The checksum of everything collected so far.
@@ -49,12 +57,14 @@ impl<S> Collector<S> {
         S: FnMut(usize, U),
     {
         if self.ordered && start != self.next {
+            self.early_bytes += bytes.len();
             self.early.insert(start, (count, bytes.to_vec()));
             return;
         }
         self.take::<U>(start, count, bytes, rank);
         if self.ordered {
             while let Some((count, bytes)) = self.early.remove(&self.next) {
+                self.early_bytes -= bytes.len();
                 self.take::<U>(self.next, count, &bytes, rank);
             }
         }

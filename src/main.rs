@@ -17,10 +17,25 @@ use hpcmap::{MapError, MapOptions, Pool};
 use cli::{BenchArgs, Cli, Command};
 
 fn main() -> ExitCode {
+    release_big_buffers();
     // clap exits with code 2 on a usage error, on every rank, before MPI starts.
     let args = match Cli::parse().command {
         Command::Run(args) => args,
         Command::Bench(bench) => return run_bench(&bench),
+        Command::Report {
+            files,
+            plot,
+            markdown,
+        } => {
+            // Reading records needs no MPI: no Pool, no mpirun.
+            return match hpcmap::report::scaling::run(&files, plot.as_deref(), markdown) {
+                Ok(()) => ExitCode::from(EXIT_OK),
+                Err(e) => {
+                    eprintln!("hpcmap: error: {e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            };
+        }
     };
     let config = match args.validate() {
         Ok(c) => c,
@@ -127,5 +142,21 @@ fn warn_if_threads_share_cores(threads: usize) {
             "--threads {threads} but this rank may run on {cores} core(s) only (CPU affinity): \
              threads will share cores; start mpirun with --bind-to none, or --map-by slot:PE={threads}"
         );
+    }
+}
+
+/// Makes freed buffers of 1 MiB and more go straight back to the OS.
+///
+/// glibc raises its mmap threshold to the size of the largest block freed
+/// (up to 32 MiB), after which chunk-sized buffers come from the heap and
+/// fragment it: a long dynamic run's root then grows to hundreds of MB
+/// although it never holds more than a few chunks. A fixed threshold keeps
+/// the root's memory bounded by what it actually holds.
+#[allow(unsafe_code)]
+fn release_big_buffers() {
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod json;
 pub mod model;
+pub mod plot;
+pub mod scaling;
 pub mod text;
 
 use serde::Serialize;
@@ -61,6 +63,8 @@ pub struct RunRecord {
     pub per_rank: Vec<RankStats>,
     /// The communication model's explanation, when a network model was available.
     pub model: Option<Verdict>,
+    /// The root's peak resident memory in bytes (`VmHWM`), where the OS says.
+    pub root_peak_rss: Option<u64>,
 }
 
 impl RunRecord {
@@ -100,6 +104,7 @@ impl RunRecord {
             part,
             per_rank: stats.per_rank.clone(),
             model: None,
+            root_peak_rss: peak_rss(),
         }
     }
 
@@ -142,4 +147,12 @@ impl RunRecord {
         }
         names
     }
+}
+
+/// This process's peak resident set size from `/proc/self/status` (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

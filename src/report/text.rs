@@ -112,6 +112,9 @@ pub fn render(r: &RunRecord) -> String {
         r.bytes_gathered,
         human_bytes(r.bytes_gathered)
     );
+    if let Some(rss) = r.root_peak_rss {
+        let _ = writeln!(o, "memory: root peak resident {}", human_bytes(rss));
+    }
     if r.ranks > 1 {
         let _ = writeln!(
             o,

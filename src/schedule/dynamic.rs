@@ -52,12 +52,19 @@ pub const PREFETCH_LIMIT_NS: f64 = 10_000_000.0;
 pub const MAX_WINDOW: usize = 64;
 /// Guided chunks are `remaining / (GUIDED_DIVISOR x ranks)` items.
 pub const GUIDED_DIVISOR: usize = 2;
+/// No default or guided chunk exceeds this many items, so the root's memory
+/// (chunks in flight, its own chunk) does not grow with the input.
+pub const MAX_DEFAULT_CHUNK: usize = 1 << 20;
+/// Results waiting in the root's reorder buffer beyond which workers get no
+/// new chunks until the gap (usually the root's own chunk) is filled:
+/// back-pressure that bounds the root's memory in ordered maps.
+pub const REORDER_LIMIT_BYTES: usize = 32 << 20;
 
 /// The default chunk of `dynamic`: about `items / (8 x ranks)`, so each rank
 /// takes some 8 chunks (like `Pool.map`'s `items / (4 x workers)`, finer
-/// because chunks are prefetched).
+/// because chunks are prefetched), at most [`MAX_DEFAULT_CHUNK`].
 pub fn default_chunk(items: usize, ranks: usize) -> usize {
-    items.div_ceil(8 * ranks.max(1)).max(1)
+    items.div_ceil(8 * ranks.max(1)).clamp(1, MAX_DEFAULT_CHUNK)
 }
 
 /// Hands out consecutive chunks of `items` items.
@@ -108,6 +115,7 @@ impl Dispenser {
         match self.schedule {
             Schedule::Guided => remaining
                 .div_ceil(GUIDED_DIVISOR * self.ranks)
+                .min(MAX_DEFAULT_CHUNK)
                 .max(self.chunk),
             _ => self.chunk,
         }
@@ -296,9 +304,10 @@ where
         }
     }
 
-    /// Tops up `worker`'s window; stops it when it has nothing left to do.
-    fn refill(&mut self, worker: usize) {
-        while self.wants_more(worker) {
+    /// Tops up `worker`'s window (unless `buffered` reorder bytes call for
+    /// back-pressure); stops it when it has nothing left to do.
+    fn refill(&mut self, worker: usize, buffered: usize) {
+        while buffered < REORDER_LIMIT_BYTES && self.wants_more(worker) {
             let Some(range) = self.next_chunk() else {
                 break;
             };
@@ -327,7 +336,8 @@ where
             self.in_flight[worker].push_back(range.len());
             self.in_flight_items[worker] += range.len();
         }
-        if self.in_flight[worker].is_empty() && !self.stopped[worker] {
+        let exhausted = self.dispenser.peek_len() == 0;
+        if exhausted && self.in_flight[worker].is_empty() && !self.stopped[worker] {
             self.comm.send_bytes(worker, TAG_STOP, &[]);
             self.stopped[worker] = true;
         }
@@ -371,7 +381,7 @@ where
             };
             self.phases.gather += t.elapsed().as_secs_f64();
             self.accept(from, message, collector);
-            self.refill(from);
+            self.refill(from, collector.buffered_bytes());
         }
     }
 
@@ -384,25 +394,29 @@ where
         let start = Instant::now();
         let size = self.comm.size();
         for worker in 1..size {
-            self.refill(worker);
+            self.refill(worker, 0);
         }
         let mut batch = 1usize;
         loop {
             self.poll(collector);
             if let Some(range) = self.next_chunk() {
                 batch = self.map_own(range, batch, f, collector);
+                // Its own chunk may have closed a gap: resume held-back workers.
+                for worker in 1..size {
+                    self.refill(worker, collector.buffered_bytes());
+                }
             } else if self.in_flight.iter().any(|q| !q.is_empty()) {
                 let t = Instant::now();
                 let (from, message) = self.comm.receive_bytes(None, TAG_RESULT);
                 self.phases.wait += t.elapsed().as_secs_f64();
                 self.accept(from, message, collector);
-                self.refill(from);
+                self.refill(from, collector.buffered_bytes());
             } else {
                 break;
             }
         }
         for worker in 1..size {
-            self.refill(worker); // stops any worker that never got work
+            self.refill(worker, 0); // stops any worker that never got work
         }
         self.outbox.flush();
         self.own[3] = (self.phases.wait * 1e9) as u64;
@@ -505,6 +519,17 @@ mod tests {
         assert_eq!(sizes(0, 2, Schedule::Dynamic, None), Vec::<usize>::new());
         // Default: about items / (8 x ranks).
         assert_eq!(sizes(160, 2, Schedule::Dynamic, None), [10; 16]);
+    }
+
+    #[test]
+    fn default_chunks_are_capped() {
+        let d = Dispenser::new(1 << 30, 2, Schedule::Dynamic, None);
+        assert_eq!(d.peek_len(), MAX_DEFAULT_CHUNK);
+        let g = Dispenser::new(1 << 30, 2, Schedule::Guided, None);
+        assert_eq!(g.peek_len(), MAX_DEFAULT_CHUNK);
+        // An explicit chunk is the user's choice.
+        let d = Dispenser::new(1 << 30, 2, Schedule::Dynamic, Some(1 << 21));
+        assert_eq!(d.peek_len(), 1 << 21);
     }
 
     #[test]
