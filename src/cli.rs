@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use hpcmap::report::model::Hockney;
+use hpcmap::schedule::OnError;
 use hpcmap::workloads::{mandelbrot, primes, square};
 use hpcmap::{MapOptions, Schedule};
 
@@ -129,6 +130,11 @@ pub struct RunArgs {
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk: Option<u64>,
 
+    /// What a panicking item does: abort (end the run cleanly, exit 3), skip
+    /// (leave it out and go on, exit 4), or retry=N (try it N more times, then abort).
+    #[arg(long, global = true, value_name = "POLICY", default_value = "abort")]
+    pub on_error: OnError,
+
     /// Compute threads per rank (MPI stays on one thread): ranks x threads cores.
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
@@ -227,9 +233,14 @@ pub enum WorkloadArgs {
         /// The last item costs (1 + skew) times the first, ramping linearly.
         #[arg(long, default_value_t = 0.0, value_parser = parse_skew)]
         skew: f64,
-        /// Panic while mapping item I (0-based), to see how a failing rank ends the job.
-        #[arg(long, value_name = "I")]
-        fail_at: Option<u64>,
+        /// Panic while mapping these items (0-based, comma-separated), to see
+        /// how failures are handled (--on-error).
+        #[arg(long, value_name = "I,...", value_delimiter = ',')]
+        fail_at: Vec<u64>,
+        /// Each --fail-at item panics only this many times per rank, then
+        /// succeeds (to see --on-error retry=N at work) [default: always].
+        #[arg(long, value_name = "K", requires = "fail_at")]
+        fail_times: Option<u32>,
     },
 }
 
@@ -339,6 +350,7 @@ impl RunArgs {
             map: MapOptions {
                 schedule: self.schedule,
                 chunk: self.chunk.map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
+                on_error: self.on_error,
             },
             threads: usize::from(self.threads),
             json: self.json,

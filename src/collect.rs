@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::failure::fatal;
+use crate::kernel::Outcome;
+use crate::stats::ItemFailure;
 
 /// Receives decoded results on the root.
 pub struct Collector<S> {
@@ -24,6 +26,10 @@ pub struct Collector<S> {
     /// Bytes held in `early`.
     early_bytes: usize,
     checksum: u64,
+    /// Items that failed, in arrival order.
+    failures: Vec<ItemFailure>,
+    /// Whether a chunk stopped at a failure (abort policy).
+    aborted: bool,
     sink: S,
 }
 
@@ -36,6 +42,8 @@ impl<S> Collector<S> {
             early: BTreeMap::new(),
             early_bytes: 0,
             checksum: 0,
+            failures: Vec::new(),
+            aborted: false,
             sink,
         }
     }
@@ -45,56 +53,90 @@ impl<S> Collector<S> {
         self.early_bytes
     }
 
+    /// Whether a chunk stopped at a failed item: the map must end with an error.
+    pub fn aborted(&self) -> bool {
+        self.aborted
+    }
+
+    /// The items that failed so far.
+    pub fn failures(&self) -> &[ItemFailure] {
+        &self.failures
+    }
+
     /// The checksum of everything collected so far.
     pub fn checksum(&self) -> u64 {
         self.checksum
     }
 
-    /// Takes the encoded results of items `start..start + count`, sent by `rank`.
-    pub fn add<U>(&mut self, start: usize, count: usize, bytes: &[u8], rank: usize)
+    /// Takes the result payload (outcome, then results) of items
+    /// `start..start + count`, sent by `rank`.
+    pub fn add<U>(&mut self, start: usize, count: usize, payload: &[u8], rank: usize)
     where
         U: DeserializeOwned,
         S: FnMut(usize, U),
     {
         if self.ordered && start != self.next {
-            self.early_bytes += bytes.len();
-            self.early.insert(start, (count, bytes.to_vec()));
+            self.early_bytes += payload.len();
+            self.early.insert(start, (count, payload.to_vec()));
             return;
         }
-        self.take::<U>(start, count, bytes, rank);
+        self.take::<U>(start, count, payload, rank);
         if self.ordered {
-            while let Some((count, bytes)) = self.early.remove(&self.next) {
-                self.early_bytes -= bytes.len();
-                self.take::<U>(self.next, count, &bytes, rank);
+            while let Some((count, payload)) = self.early.remove(&self.next) {
+                self.early_bytes -= payload.len();
+                self.take::<U>(self.next, count, &payload, rank);
             }
         }
     }
 
-    fn take<U>(&mut self, start: usize, count: usize, bytes: &[u8], rank: usize)
+    fn take<U>(&mut self, start: usize, count: usize, payload: &[u8], rank: usize)
     where
         U: DeserializeOwned,
         S: FnMut(usize, U),
     {
+        self.next = start + count;
+        let malformed = |e: String| -> ! {
+            fatal(&format!(
+                "results of items {start}..{} from rank {rank}: {e}",
+                start + count
+            ))
+        };
+        let (outcome, used): (Outcome, usize) =
+            codec::decode_value_prefix(payload).unwrap_or_else(|e| malformed(e.to_string()));
+        for (index, message) in &outcome.failures {
+            self.failures.push(ItemFailure {
+                index: *index,
+                rank: rank as u64,
+                message: message.clone(),
+            });
+        }
+        if !outcome.complete {
+            // The chunk stopped at a failure: its results are incomplete and
+            // the map ends in an error, so they are not handed on.
+            self.aborted = true;
+            return;
+        }
+        let items = &payload[used..];
+        let mut failed = outcome.failures.iter().map(|f| f.0 as usize).peekable();
         let mut index = start;
         let sink = &mut self.sink;
         let checksum = &mut self.checksum;
-        let decoded = codec::decode_each(bytes, count, |item: U, encoding| {
-            *checksum = checksum.wrapping_add(codec::item_hash(index, encoding));
-            sink(index, item);
-            index += 1;
-        });
+        let decoded = codec::decode_each(
+            items,
+            count - outcome.failures.len(),
+            |item: U, encoding| {
+                while failed.next_if_eq(&index).is_some() {
+                    index += 1;
+                }
+                *checksum = checksum.wrapping_add(codec::item_hash(index, encoding));
+                sink(index, item);
+                index += 1;
+            },
+        );
         match decoded {
-            Ok(used) if used == bytes.len() => {}
-            Ok(used) => fatal(&format!(
-                "results of items {start}..{} from rank {rank}: {} trailing bytes",
-                start + count,
-                bytes.len() - used
-            )),
-            Err(e) => fatal(&format!(
-                "results of items {start}..{} from rank {rank}: {e}",
-                start + count
-            )),
+            Ok(used) if used == items.len() => {}
+            Ok(used) => malformed(format!("{} trailing bytes", items.len() - used)),
+            Err(e) => malformed(e.to_string()),
         }
-        self.next = start + count;
     }
 }

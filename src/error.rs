@@ -5,7 +5,8 @@
 //! | 0 | success |
 //! | 1 | runtime error: unreadable input, unwritable output, malformed data |
 //! | 2 | usage error: invalid arguments (every rank says so before MPI starts) |
-//! | 3 | a rank failed (panic or fatal error): the job was aborted with `MPI_Abort` |
+//! | 3 | an item failed (the map ended cleanly), or a rank failed outside an item (`MPI_Abort`) |
+//! | 4 | completed, but items failed and were skipped (`--on-error skip`) |
 
 use crate::codec::CodecError;
 
@@ -15,8 +16,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
 /// Invalid command-line arguments.
 pub const EXIT_USAGE: u8 = 2;
-/// A rank panicked or failed; the whole job was aborted.
+/// An item or a rank failed; the map or the whole job was ended.
 pub const EXIT_RANK_FAILED: i32 = 3;
+/// The run completed but skipped failed items.
+pub const EXIT_SKIPPED: u8 = 4;
 
 /// Why a collective map did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -39,4 +42,16 @@ pub enum MapError {
     /// The arguments to the map are inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// An item panicked (and any retries failed): the map ended cleanly.
+    #[error("rank {rank} ({host}) panicked while mapping item {index}: {message}")]
+    ItemFailed {
+        /// The item's index in the input.
+        index: u64,
+        /// The rank that mapped it.
+        rank: u64,
+        /// That rank's hostname.
+        host: String,
+        /// The panic message and location.
+        message: String,
+    },
 }

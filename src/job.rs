@@ -71,11 +71,11 @@ pub fn dispatch<V: WithWorkload>(args: &WorkloadArgs, visitor: V) -> V::Output {
             micros,
             skew,
             fail_at,
+            fail_times,
         } => visitor.with(&Spin {
-            items: *items,
-            micros: *micros,
-            skew: *skew,
-            fail_at: *fail_at,
+            fail_at: fail_at.clone(),
+            fail_times: *fail_times,
+            ..Spin::new(*items, *micros, *skew)
         }),
     }
 }
@@ -190,7 +190,14 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     if let Some(file) = results_file {
         file.finish()?;
     }
-    if let Some(mut file) = prepared.output {
+    let skipped = !stats.skipped.is_empty();
+    if skipped && prepared.output.is_some() {
+        eprintln!(
+            "hpcmap: output {} not written: {} items were skipped",
+            w.output_path().unwrap_or(Path::new("?")).display(),
+            stats.skipped.len()
+        );
+    } else if let Some(mut file) = prepared.output {
         w.write_output(&summary, file.writer())
             .map_err(anyhow::Error::from)
             .and_then(|()| file.finish())
@@ -222,5 +229,13 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         json::write_line(&record, &mut file)
             .map_err(|e| anyhow::anyhow!("cannot append to --json file {}: {e}", path.display()))?;
     }
+    if skipped {
+        return Err(Skipped(stats.skipped.len()).into());
+    }
     Ok(())
 }
+
+/// The run completed but left out failed items (`--on-error skip`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} items failed and were skipped; the answer covers the others")]
+pub struct Skipped(pub usize);

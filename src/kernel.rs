@@ -1,15 +1,39 @@
-//! The per-rank compute step shared by every schedule: bytes of one chunk in,
-//! bytes of its results out, mapped on one thread or on a rayon pool.
+//! The per-rank compute step shared by every schedule: items of one chunk in,
+//! encoded results out, mapped on one thread or on a rayon pool, with each
+//! item's panic caught and handled by the failure policy.
 //!
 //! MPI never runs here: with OpenMPI the communicator is not `Send`, so the
 //! rank's main thread does all communication and only this step fans out to
 //! worker threads (the hybrid "ranks x threads" model).
+//!
+//! A chunk's result payload is its [`Outcome`] (encoded) followed by the
+//! encodings of the results that succeeded, in item order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::codec;
-use crate::failure::{clear_current_item, fatal, set_current_item};
+use crate::failure::{catch_item, clear_current_item, fatal};
+use crate::schedule::OnError;
+
+/// How a chunk went: which items failed, and whether every item was tried.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// False when the chunk stopped at a failure (abort policy): its results are incomplete.
+    pub complete: bool,
+    /// Failed items: global index and panic message.
+    pub failures: Vec<(u64, String)>,
+}
+
+/// The results of a batch of items and how it went.
+pub struct Batch<U> {
+    /// Results of the items that succeeded, in item order.
+    pub results: Vec<U>,
+    /// Failures and completeness.
+    pub outcome: Outcome,
+}
 
 /// Maps items on this rank: serially, or on a private rayon pool.
 pub struct Kernel {
@@ -39,23 +63,93 @@ impl Kernel {
         self.threads
     }
 
-    /// Maps owned items whose first has global index `first`, preserving order.
-    pub fn map_items<T, U, F>(&self, items: Vec<T>, first: usize, f: &F) -> Vec<U>
+    /// Maps owned items whose first has global index `first`, preserving
+    /// order. A panicking item is retried (with `again(index)` rebuilding it)
+    /// or recorded as the policy says; under abort (and retry, once spent)
+    /// the batch stops at the first failure.
+    pub fn map_items<T, U, F>(
+        &self,
+        items: Vec<T>,
+        first: usize,
+        f: &F,
+        policy: OnError,
+        again: &(dyn Fn(usize) -> T + Sync),
+    ) -> Batch<U>
     where
         T: Send,
         U: Send,
         F: Fn(T) -> U + Sync,
     {
-        let apply = |(i, item): (usize, T)| {
-            set_current_item(first + i);
-            f(item)
+        let attempt = |index: usize, item: T| -> Result<U, String> {
+            let mut result = catch_item(index, item, f);
+            if let (Err(_), OnError::Retry(n)) = (&result, policy) {
+                for _ in 0..n {
+                    result = catch_item(index, again(index), f);
+                    if result.is_ok() {
+                        break;
+                    }
+                }
+            }
+            result
         };
-        let out = match &self.pool {
-            None => items.into_iter().enumerate().map(apply).collect(),
-            Some(pool) => pool.install(|| items.into_par_iter().enumerate().map(apply).collect()),
+        let skip = policy == OnError::Skip;
+        let mut batch = Batch {
+            results: Vec::with_capacity(items.len()),
+            outcome: Outcome {
+                complete: true,
+                failures: Vec::new(),
+            },
         };
+        match &self.pool {
+            None => {
+                for (i, item) in items.into_iter().enumerate() {
+                    match attempt(first + i, item) {
+                        Ok(u) => batch.results.push(u),
+                        Err(message) => {
+                            batch.outcome.failures.push(((first + i) as u64, message));
+                            if !skip {
+                                batch.outcome.complete = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(pool) => {
+                // Threads check `stop` before each item so an abort stops them all soon.
+                let stop = AtomicBool::new(false);
+                let outcomes: Vec<Option<Result<U, String>>> = pool.install(|| {
+                    items
+                        .into_par_iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            if stop.load(Ordering::Relaxed) {
+                                return None;
+                            }
+                            let result = attempt(first + i, item);
+                            if result.is_err() && !skip {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                            Some(result)
+                        })
+                        .collect()
+                });
+                for (i, outcome) in outcomes.into_iter().enumerate() {
+                    match outcome {
+                        Some(Ok(u)) => batch.results.push(u),
+                        Some(Err(message)) => {
+                            batch.outcome.failures.push(((first + i) as u64, message))
+                        }
+                        None => batch.outcome.complete = false,
+                    }
+                }
+                if !skip && !batch.outcome.failures.is_empty() {
+                    batch.outcome.complete = false;
+                }
+            }
+        }
         clear_current_item();
-        out
+        batch
     }
 
     /// Decodes `count` items (global indices from `first`) from the front of
@@ -76,15 +170,72 @@ impl Kernel {
         }
     }
 
-    /// Appends the encoded `results` (global indices from `first`) to `out`;
-    /// returns the bytes added. A value that refuses to serialize aborts the job.
-    pub fn encode<U: Serialize>(&self, results: &[U], first: usize, out: &mut Vec<u8>) -> usize {
-        match codec::encode_items(results, out) {
-            Ok(n) => n,
-            Err(e) => fatal(&format!(
+    /// Item `index` of a chunk whose items start at global index `first` and
+    /// are encoded in `bytes`: decoded again for a retry.
+    pub fn redecode<T: DeserializeOwned>(bytes: &[u8], first: usize, index: usize) -> T {
+        let mut items: Vec<T> = Vec::with_capacity(1);
+        let skip = index - first;
+        let mut seen = 0;
+        let decoded = codec::decode_each(bytes, skip + 1, |item, _| {
+            if seen == skip {
+                items.push(item);
+            }
+            seen += 1;
+        });
+        match (decoded, items.pop()) {
+            (Ok(_), Some(item)) => item,
+            _ => fatal(&format!("cannot decode item {index} again for a retry")),
+        }
+    }
+
+    /// Maps one chunk encoded in `bytes` (its first `count` items, global
+    /// indices from `first`) and appends the result payload to `out`.
+    /// Returns the input bytes used, the payload bytes added, and whether the
+    /// chunk completed.
+    pub fn map_chunk<T, U, F>(
+        &self,
+        bytes: &[u8],
+        first: usize,
+        count: usize,
+        f: &F,
+        policy: OnError,
+        out: &mut Vec<u8>,
+    ) -> (usize, usize, bool)
+    where
+        T: DeserializeOwned + Send,
+        U: Serialize + Send,
+        F: Fn(T) -> U + Sync,
+    {
+        let (items, used) = self.decode::<T>(bytes, first, count);
+        let again = |index: usize| Self::redecode::<T>(bytes, first, index);
+        let batch = self.map_items(items, first, f, policy, &again);
+        let before = out.len();
+        self.encode_payload(&batch, first, out);
+        (used, out.len() - before, batch.outcome.complete)
+    }
+
+    /// Appends the payload of a chunk that was not computed (it follows one
+    /// that stopped at a failure); returns the bytes added.
+    pub fn encode_abandoned(&self, out: &mut Vec<u8>) -> usize {
+        let abandoned = Outcome {
+            complete: false,
+            failures: Vec::new(),
+        };
+        let prefix = codec::encode_value(&abandoned).unwrap_or_else(|e| fatal(&e.to_string()));
+        out.extend_from_slice(&prefix);
+        prefix.len()
+    }
+
+    /// Appends `batch`'s payload (outcome, then results) to `out`.
+    pub fn encode_payload<U: Serialize>(&self, batch: &Batch<U>, first: usize, out: &mut Vec<u8>) {
+        let written = codec::encode_value(&batch.outcome)
+            .map(|prefix| out.extend_from_slice(&prefix))
+            .and_then(|()| codec::encode_items(&batch.results, out));
+        if let Err(e) = written {
+            fatal(&format!(
                 "results of items {first}..{}: {e}",
-                first + results.len()
-            )),
+                first + batch.results.len() + batch.outcome.failures.len()
+            ));
         }
     }
 }

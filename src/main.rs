@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use hpcmap::error::{EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use hpcmap::error::{EXIT_OK, EXIT_RANK_FAILED, EXIT_RUNTIME, EXIT_SKIPPED, EXIT_USAGE};
 use hpcmap::report::model::Hockney;
 use hpcmap::{MapError, MapOptions, Pool};
 
@@ -58,11 +58,22 @@ fn main() -> ExitCode {
     match job::run(&pool, &config) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            // Ranks other than the root only learn that the root failed; it says why.
-            if !matches!(e.downcast_ref::<MapError>(), Some(MapError::RootFailed)) {
-                eprintln!("hpcmap: error (rank {}): {e:#}", pool.rank());
+            if let Some(job::Skipped(_)) = e.downcast_ref() {
+                eprintln!("hpcmap: {e}");
+                return ExitCode::from(EXIT_SKIPPED);
             }
-            ExitCode::from(EXIT_RUNTIME)
+            match e.downcast_ref::<MapError>() {
+                // Ranks other than the root only learn that the root failed; it says why.
+                Some(MapError::RootFailed) => ExitCode::from(EXIT_RUNTIME),
+                Some(failed @ MapError::ItemFailed { .. }) => {
+                    eprintln!("hpcmap: {failed}; the run was ended (--on-error abort)");
+                    ExitCode::from(EXIT_RANK_FAILED as u8)
+                }
+                _ => {
+                    eprintln!("hpcmap: error (rank {}): {e:#}", pool.rank());
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
         }
     }
 }
@@ -86,6 +97,7 @@ fn run_bench(bench: &BenchArgs) -> ExitCode {
             let options = MapOptions {
                 schedule,
                 chunk: chunk.map(|c| c as usize),
+                ..MapOptions::default()
             };
             bench::datapath::run(&pool, items, repeat as usize, &options);
         }

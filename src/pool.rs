@@ -257,20 +257,31 @@ impl Pool {
         }
         let mut collector = Collector::new(ordered, sink);
         let (comm, kernel) = (&self.comm, &self.kernel);
-        match options.schedule {
+        let mut stats = match options.schedule {
             Schedule::Static => {
-                schedule::scatter::run(comm, kernel, input, options.chunk, &f, &mut collector)
+                schedule::scatter::run(comm, kernel, input, options, &f, &mut collector)?
             }
-            Schedule::Dynamic | Schedule::Guided => Ok(schedule::dynamic::run(
-                comm,
-                kernel,
-                input,
-                options.schedule,
-                options.chunk,
-                &f,
-                &mut collector,
-            )),
+            Schedule::Dynamic | Schedule::Guided => {
+                schedule::dynamic::run(comm, kernel, input, options, &f, &mut collector)
+            }
+        };
+        let mut failures = collector.failures().to_vec();
+        failures.sort_by_key(|f| f.index);
+        if collector.aborted() {
+            let first = failures.swap_remove(0);
+            return Err(MapError::ItemFailed {
+                index: first.index,
+                rank: first.rank,
+                host: self
+                    .hosts
+                    .get(first.rank as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                message: first.message,
+            });
         }
+        stats.skipped = failures;
+        Ok(stats)
     }
 
     /// Collective: every rank gets the root's `value` (others pass `None`).

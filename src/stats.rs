@@ -64,6 +64,17 @@ pub struct Phases {
     pub assemble: f64,
 }
 
+/// An item whose mapping panicked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ItemFailure {
+    /// The item's index in the input.
+    pub index: u64,
+    /// The rank that mapped it.
+    pub rank: u64,
+    /// The panic message and location.
+    pub message: String,
+}
+
 /// What one rank did.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct RankStats {
@@ -105,6 +116,8 @@ pub struct MapStats {
     pub checksum: u64,
     /// Per-rank work, indexed by rank.
     pub per_rank: Vec<RankStats>,
+    /// Items that failed and were skipped (`OnError::Skip`), by index.
+    pub skipped: Vec<ItemFailure>,
 }
 
 impl MapStats {

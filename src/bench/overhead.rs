@@ -14,16 +14,12 @@ use super::{median, pingpong};
 /// Runs the benchmark; prints on the root.
 pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
     let latency = pingpong::measure(pool, 1, repeat).map(|s| s[0].seconds);
-    let spin = Spin {
-        items: tasks,
-        micros: 0.0,
-        skew: 0.0,
-        fail_at: None,
-    };
+    let spin = Spin::new(tasks, 0.0, 0.0);
     let input = pool.is_root().then(|| spin.input().expect("spin items"));
     let options = MapOptions {
         schedule: Schedule::Dynamic,
         chunk: Some(1),
+        ..MapOptions::default()
     };
     let mut walls = Vec::new();
     for round in 0..repeat + 1 {

@@ -36,6 +36,7 @@ impl WithWorkload for Schedules<'_> {
                 let options = MapOptions {
                     schedule,
                     chunk: None,
+                    ..MapOptions::default()
                 };
                 let stats =
                     pool.map_each_unordered(input.as_ref(), &options, |x| w.map(x), |_, _| {})?;

@@ -12,7 +12,7 @@ pub mod text;
 
 use serde::Serialize;
 
-use crate::stats::{MapStats, Phases, RankStats};
+use crate::stats::{ItemFailure, MapStats, Phases, RankStats};
 use crate::workloads::Answer;
 use model::{Hockney, MapShape, Verdict};
 
@@ -65,6 +65,8 @@ pub struct RunRecord {
     pub model: Option<Verdict>,
     /// The root's peak resident memory in bytes (`VmHWM`), where the OS says.
     pub root_peak_rss: Option<u64>,
+    /// Items that failed and were left out (`--on-error skip`).
+    pub skipped: Vec<ItemFailure>,
 }
 
 impl RunRecord {
@@ -105,6 +107,7 @@ impl RunRecord {
             per_rank: stats.per_rank.clone(),
             model: None,
             root_peak_rss: peak_rss(),
+            skipped: stats.skipped.clone(),
         }
     }
 

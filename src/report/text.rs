@@ -157,6 +157,25 @@ pub fn render(r: &RunRecord) -> String {
         }
         None => {}
     }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(
+            o,
+            "skipped: {} items failed; the answer covers the other {}",
+            r.skipped.len(),
+            r.items - r.skipped.len() as u64
+        );
+        for f in r.skipped.iter().take(10) {
+            let host = r.hosts.get(f.rank as usize).map_or("?", |h| h.as_str());
+            let _ = writeln!(
+                o,
+                "  item {} on rank {} ({host}): {}",
+                f.index, f.rank, f.message
+            );
+        }
+        if r.skipped.len() > 10 {
+            let _ = writeln!(o, "  ... and {} more (see --json)", r.skipped.len() - 10);
+        }
+    }
     let _ = writeln!(o, "answer: {}", r.answer.text);
     let _ = writeln!(o, "checksum: {}", r.checksum);
     o

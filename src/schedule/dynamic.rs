@@ -31,9 +31,9 @@ use crate::codec;
 use crate::collect::Collector;
 use crate::comm::Comm;
 use crate::failure::fatal;
-use crate::kernel::Kernel;
+use crate::kernel::{Batch, Kernel, Outcome};
 use crate::outbox::Outbox;
-use crate::schedule::Schedule;
+use crate::schedule::{MapOptions, OnError, Schedule};
 use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 
@@ -106,6 +106,11 @@ impl Dispenser {
         Some(range)
     }
 
+    /// Hands out nothing more (the map is ending after a failure).
+    pub fn stop(&mut self) {
+        self.next = self.items;
+    }
+
     /// The size of the next chunk (0 when everything is handed out).
     pub fn peek_len(&self) -> usize {
         let remaining = self.items - self.next;
@@ -146,8 +151,7 @@ pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
     input: Option<&I>,
-    schedule: Schedule,
-    chunk: Option<usize>,
+    options: &MapOptions,
     f: &F,
     collector: &mut Collector<S>,
 ) -> MapStats
@@ -160,12 +164,12 @@ where
 {
     if comm.is_root() {
         let input = input.expect("the root rank must pass Some(input) to map");
-        Root::new(comm, kernel, input, schedule, chunk).run(f, collector)
+        Root::new(comm, kernel, input, options).run(f, collector)
     } else {
-        let row = work(comm, kernel, f);
+        let row = work(comm, kernel, f, options.on_error);
         comm.gather_u64s(&row);
         MapStats {
-            schedule: schedule.name().into(),
+            schedule: options.schedule.name().into(),
             ranks: comm.size() as u64,
             threads: kernel.threads() as u64,
             items: row[0],
@@ -181,7 +185,7 @@ where
 }
 
 /// A worker's loop: receive a chunk, map it while the previous result is sent.
-fn work<T, U, F>(comm: &Comm, kernel: &Kernel, f: &F) -> Row
+fn work<T, U, F>(comm: &Comm, kernel: &Kernel, f: &F, policy: OnError) -> Row
 where
     T: DeserializeOwned + Send,
     U: Serialize + Send,
@@ -201,12 +205,10 @@ where
             let [start, count] = read_header::<2>(&message);
             let (start, count) = (start as usize, count as usize);
             let mut out = header(&[start as u64, count as u64, 0], message.len());
-            let (items, used) = kernel.decode::<T>(&message[16..], start, count);
+            let (used, _, _) = kernel.map_chunk(&message[16..], start, count, f, policy, &mut out);
             if used != message.len() - 16 {
                 fatal(&format!("chunk {start}..{}: trailing bytes", start + count));
             }
-            let results = kernel.map_items(items, start, f);
-            kernel.encode(&results, start, &mut out);
             let ns = busy.elapsed().as_nanos() as u64;
             out[16..24].copy_from_slice(&ns.to_le_bytes());
             row[0] += count as u64;
@@ -227,6 +229,7 @@ struct Root<'a, I: ?Sized> {
     kernel: &'a Kernel,
     input: &'a I,
     schedule: Schedule,
+    on_error: OnError,
     dispenser: Dispenser,
     /// Item counts of the chunks in flight per rank, oldest first (index 0,
     /// the root, unused), and their sums.
@@ -250,20 +253,15 @@ where
     I: Source<Item = T> + ?Sized,
     T: Serialize + DeserializeOwned + Send,
 {
-    fn new(
-        comm: &'a Comm,
-        kernel: &'a Kernel,
-        input: &'a I,
-        schedule: Schedule,
-        chunk: Option<usize>,
-    ) -> Self {
+    fn new(comm: &'a Comm, kernel: &'a Kernel, input: &'a I, options: &MapOptions) -> Self {
         let size = comm.size();
         Root {
             comm,
             kernel,
             input,
-            schedule,
-            dispenser: Dispenser::new(input.len(), size, schedule, chunk),
+            schedule: options.schedule,
+            on_error: options.on_error,
+            dispenser: Dispenser::new(input.len(), size, options.schedule, options.chunk),
             in_flight: vec![VecDeque::new(); size],
             in_flight_items: vec![0; size],
             outbox: Outbox::default(),
@@ -365,6 +363,9 @@ where
         let t = Instant::now();
         collector.add::<U>(start as usize, count as usize, &message[24..], from);
         self.phases.assemble += t.elapsed().as_secs_f64();
+        if collector.aborted() {
+            self.dispenser.stop();
+        }
     }
 
     /// Takes every result that has already arrived, refilling windows.
@@ -444,6 +445,7 @@ where
             bytes_gathered: self.bytes_gathered,
             checksum: collector.checksum(),
             per_rank,
+            skipped: Vec::new(), // filled in by the pool
         }
     }
 
@@ -470,20 +472,31 @@ where
             fatal(&format!("input items {}..{}: {e}", range.start, range.end));
         }
         let (items, _) = self.kernel.decode::<T>(&encoded, range.start, range.len());
-        drop(encoded);
+        let again = |index: usize| Kernel::redecode::<T>(&encoded, range.start, index);
         let mut items = items.into_iter();
-        let mut out = Vec::new();
+        let mut own = Batch {
+            results: Vec::with_capacity(range.len()),
+            outcome: Outcome {
+                complete: true,
+                failures: Vec::new(),
+            },
+        };
         let mut at = range.start;
         let mut busy = t.elapsed().as_secs_f64();
         while at < range.end {
             let t = Instant::now();
             let take = batch.min(range.end - at);
             let chunk: Vec<T> = items.by_ref().take(take).collect();
-            let results = self.kernel.map_items(chunk, at, f);
-            self.kernel.encode(&results, at, &mut out);
+            let done = self.kernel.map_items(chunk, at, f, self.on_error, &again);
+            own.results.extend(done.results);
+            own.outcome.failures.extend(done.outcome.failures);
             at += take;
             let took = t.elapsed();
             busy += took.as_secs_f64();
+            if !done.outcome.complete {
+                own.outcome.complete = false;
+                break;
+            }
             // Aim for batches of 20-200 us between polls.
             if took.as_micros() < 20 {
                 batch = batch.saturating_mul(2);
@@ -494,12 +507,17 @@ where
                 self.poll(collector);
             }
         }
+        let mut out = Vec::new();
+        self.kernel.encode_payload(&own, range.start, &mut out);
         self.own[0] += range.len() as u64;
         self.own[1] += 1;
         self.own[2] += (busy * 1e9) as u64;
         let t = Instant::now();
         collector.add::<U>(range.start, range.len(), &out, 0);
         self.phases.assemble += t.elapsed().as_secs_f64();
+        if collector.aborted() {
+            self.dispenser.stop();
+        }
         batch
     }
 }

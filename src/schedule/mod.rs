@@ -53,6 +53,47 @@ impl FromStr for Schedule {
     }
 }
 
+/// What happens when mapping an item panics. The panic is caught on the rank
+/// that mapped it (the rank survives) and reported to the root with the
+/// item's index and message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// End the map cleanly with [`crate::MapError::ItemFailed`]: no new work
+    /// is handed out, work in flight is collected, every rank returns.
+    #[default]
+    Abort,
+    /// Record the item as failed and go on; its result is left out.
+    Skip,
+    /// Try the item again up to this many times on the same rank, then abort.
+    Retry(u32),
+}
+
+impl FromStr for OnError {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "abort" => Ok(OnError::Abort),
+            "skip" => Ok(OnError::Skip),
+            _ => s
+                .strip_prefix("retry=")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| n >= 1)
+                .map(OnError::Retry)
+                .ok_or_else(|| format!("expected abort, skip or retry=N (N >= 1), got '{s}'")),
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OnError::Abort => f.write_str("abort"),
+            OnError::Skip => f.write_str("skip"),
+            OnError::Retry(n) => write!(f, "retry={n}"),
+        }
+    }
+}
+
 /// Options of one map call.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MapOptions {
@@ -60,4 +101,21 @@ pub struct MapOptions {
     pub schedule: Schedule,
     /// Items per chunk; `None` picks the schedule's default (static: one block per rank).
     pub chunk: Option<usize>,
+    /// What a failing item does to the map.
+    pub on_error: OnError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_parse_and_print() {
+        for text in ["abort", "skip", "retry=3"] {
+            assert_eq!(text.parse::<OnError>().unwrap().to_string(), text);
+        }
+        for bad in ["retry", "retry=0", "retry=-1", "ignore", ""] {
+            assert!(bad.parse::<OnError>().is_err(), "{bad}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::kernel::Kernel;
 use crate::plan::Plan;
+use crate::schedule::MapOptions;
 use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 use crate::{codec, schedule::Schedule};
@@ -69,7 +70,7 @@ pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
     input: Option<&I>,
-    chunk: Option<usize>,
+    options: &MapOptions,
     f: &F,
     collector: &mut Collector<S>,
 ) -> Result<MapStats, MapError>
@@ -89,7 +90,7 @@ where
     let mut root_error = None;
     if comm.is_root() {
         let input = input.expect("the root rank must pass Some(input) to map");
-        let plan = Plan::new(input.len(), size, chunk);
+        let plan = Plan::new(input.len(), size, options.chunk);
         match serialize(input, &plan) {
             Ok(s) => {
                 header = [OK, plan.items as u64, plan.chunk as u64];
@@ -136,12 +137,27 @@ where
     let mut out = Vec::new();
     let mut row = vec![my_items as u64, my_chunks.len() as u64, 0];
     let mut at = 0;
+    let mut abandoned = false;
     for &k in &my_chunks {
         let range = plan.range(k);
-        let (items, used) = kernel.decode::<T>(&mine[at..], range.start, range.len());
-        at += used;
-        let results = kernel.map_items(items, range.start, f);
-        row.push(kernel.encode(&results, range.start, &mut out) as u64);
+        // After a chunk stopped at a failure (abort), the map ends in an
+        // error: the rest of this rank's chunks are not worth computing.
+        let written = if abandoned {
+            kernel.encode_abandoned(&mut out)
+        } else {
+            let (used, written, complete) = kernel.map_chunk(
+                &mine[at..],
+                range.start,
+                range.len(),
+                f,
+                options.on_error,
+                &mut out,
+            );
+            at += used;
+            abandoned = !complete;
+            written
+        };
+        row.push(written as u64);
     }
     drop(received);
     drop(root_input);
@@ -260,6 +276,7 @@ where
         bytes_gathered: gathered.len() as u64,
         checksum: collector.checksum(),
         per_rank,
+        skipped: Vec::new(), // filled in by the pool
     };
     Ok(stats)
 }

@@ -5,13 +5,14 @@
 //! times the first, and a static split hands the last rank the most work.
 //! The result of an item is a hash of its index, so it checks ordering too.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::rng::mix;
 use super::{Answer, Input, Workload};
 
 /// `items` items of nominal cost `micros`, ramped by `skew`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Spin {
     /// Number of items.
     pub items: u64,
@@ -19,8 +20,27 @@ pub struct Spin {
     pub micros: f64,
     /// Extra relative cost of the last item (0 = uniform).
     pub skew: f64,
-    /// Panic when mapping this item: exercises failure handling end to end.
-    pub fail_at: Option<u64>,
+    /// Items that panic when mapped: exercise failure handling end to end.
+    pub fail_at: Vec<u64>,
+    /// How many times each of them panics on a rank before it succeeds
+    /// (`None`: always), for testing retries.
+    pub fail_times: Option<u32>,
+    /// Panics so far on this rank, for `fail_times`.
+    pub failures: AtomicU32,
+}
+
+impl Spin {
+    /// `items` items of `micros` microseconds each, ramped by `skew`, none failing.
+    pub fn new(items: u64, micros: f64, skew: f64) -> Spin {
+        Spin {
+            items,
+            micros,
+            skew,
+            fail_at: Vec::new(),
+            fail_times: None,
+            failures: AtomicU32::new(0),
+        }
+    }
 }
 
 impl Spin {
@@ -56,8 +76,11 @@ impl Workload for Spin {
     }
 
     fn map(&self, i: u64) -> u64 {
-        if self.fail_at == Some(i) {
-            panic!("spin item {i} fails on purpose (--fail-at {i})");
+        if self.fail_at.contains(&i) {
+            let so_far = self.failures.fetch_add(1, Ordering::Relaxed);
+            if self.fail_times.is_none_or(|k| so_far < k) {
+                panic!("spin item {i} fails on purpose (--fail-at)");
+            }
         }
         let cost = self.cost(i);
         if !cost.is_zero() {
@@ -88,12 +111,7 @@ mod tests {
 
     #[test]
     fn skew_ramps_cost_linearly() {
-        let s = Spin {
-            items: 11,
-            micros: 10.0,
-            skew: 3.0,
-            fail_at: None,
-        };
+        let s = Spin::new(11, 10.0, 3.0);
         assert_eq!(s.cost(0), Duration::from_micros(10));
         assert_eq!(s.cost(10), Duration::from_micros(40));
         assert_eq!(s.cost(5), Duration::from_micros(25));

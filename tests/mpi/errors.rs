@@ -21,6 +21,9 @@ fn usage_errors_exit_2_on_every_rank() {
         &["square", "--chunk", "0"],
         &["mandelbrot", "--output", "image.jpg"],
         &["spin", "--micros", "-5"],
+        &["spin", "--on-error", "retry=0"],
+        &["spin", "--on-error", "ignore"],
+        &["spin", "--fail-times", "2"],
         &["wordcount"],
     ] {
         let r = hpcmap_run(2, args);
@@ -216,4 +219,115 @@ fn an_existing_output_survives_a_failed_run() {
     assert_eq!(r.code, Some(1));
     assert_eq!(std::fs::read(&png).unwrap(), b"earlier good image");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn skip_leaves_failed_items_out_and_says_so() {
+    use hpcmap::workloads::rng::mix;
+    let failing = [3u64, 77, 150];
+    let expected: u64 = (0..200u64)
+        .filter(|i| !failing.contains(i))
+        .fold(0u64, |a, i| a.wrapping_add(mix(i)));
+    let dir = temp_dir("skip");
+    for (ranks, schedule, threads) in [
+        (1, "static", "1"),
+        (3, "static", "2"),
+        (2, "dynamic", "1"),
+        (4, "guided", "2"),
+    ] {
+        let json = dir.join(format!("{ranks}-{schedule}.jsonl"));
+        let r = hpcmap_run(
+            ranks,
+            &[
+                "spin",
+                "--items",
+                "200",
+                "--micros",
+                "5",
+                "--fail-at",
+                "3,77,150",
+                "--on-error",
+                "skip",
+                "--schedule",
+                schedule,
+                "--threads",
+                threads,
+                "--json",
+                json.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(r.code, Some(4), "{schedule} at {ranks}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("3 items failed and were skipped"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.contains("skipped: 3 items failed"), "{}", r.stdout);
+        let record: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&json).unwrap().trim()).unwrap();
+        let skipped: Vec<u64> = record["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(skipped, failing, "{schedule} at {ranks}");
+        assert_eq!(record["answer"]["value"]["items"], 197);
+        assert_eq!(record["answer"]["value"]["sum"], format!("{expected:016x}"));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn retry_recovers_flaky_items_and_gives_up_on_broken_ones() {
+    for (ranks, schedule) in [(1, "static"), (2, "dynamic"), (3, "guided")] {
+        // Fails twice per rank, then works: retry=2 is enough.
+        let r = hpcmap_run(
+            ranks,
+            &[
+                "spin",
+                "--items",
+                "100",
+                "--micros",
+                "5",
+                "--fail-at",
+                "42",
+                "--fail-times",
+                "2",
+                "--on-error",
+                "retry=2",
+                "--schedule",
+                schedule,
+                "-q",
+            ],
+        )
+        .ok();
+        assert!(r.stdout.contains("answer: 100 items"), "{}", r.stdout);
+        // Fails three times: retry=2 gives up and the run ends cleanly with code 3.
+        let r = hpcmap_run(
+            ranks,
+            &[
+                "spin",
+                "--items",
+                "100",
+                "--micros",
+                "5",
+                "--fail-at",
+                "42",
+                "--fail-times",
+                "3",
+                "--on-error",
+                "retry=2",
+                "--schedule",
+                schedule,
+                "-q",
+            ],
+        );
+        assert_eq!(r.code, Some(3), "{schedule} at {ranks}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("panicked while mapping item 42"),
+            "{}",
+            r.stderr
+        );
+    }
 }

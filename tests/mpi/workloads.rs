@@ -137,12 +137,7 @@ fn mandelbrot_rows() {
 
 #[test]
 fn spin_with_skew() {
-    let w = Spin {
-        items: 500,
-        micros: 5.0,
-        skew: 4.0,
-        fail_at: None,
-    };
+    let w = Spin::new(500, 5.0, 4.0);
     check_everywhere(
         &w,
         &["spin", "--items", "500", "--micros", "5", "--skew", "4"],
