@@ -153,6 +153,16 @@ pub struct RunArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub results: Option<PathBuf>,
 
+    /// Journal completed chunks in DIR as they arrive, so that a killed or
+    /// interrupted run can be finished with --resume.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+
+    /// Continue the run journaled in --journal DIR: only the items it lacks
+    /// are computed; answer, checksum and outputs equal an uninterrupted run's.
+    #[arg(long, global = true, requires = "journal")]
+    pub resume: bool,
+
     /// Take results as they complete instead of in input order (no reorder
     /// buffer on the root); the answer and checksum are the same.
     #[arg(long, global = true)]
@@ -169,7 +179,7 @@ pub struct RunArgs {
 }
 
 /// The built-in workloads.
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum WorkloadArgs {
     /// Squares of 1..N, the lecture's Pool.map(square, ...); answer: their sum.
     Square {
@@ -313,6 +323,10 @@ pub struct RunConfig {
     pub unordered: bool,
     /// Per-item results file.
     pub results: Option<PathBuf>,
+    /// Journal directory.
+    pub journal: Option<PathBuf>,
+    /// Continue the journaled run.
+    pub resume: bool,
     /// Network model file, and whether the user named it (then it must load).
     pub network: Option<(PathBuf, bool)>,
     /// Only this part of the input.
@@ -357,6 +371,8 @@ impl RunArgs {
             quiet: self.quiet,
             unordered: self.unordered,
             results: self.results,
+            journal: self.journal,
+            resume: self.resume,
             network: match self.network {
                 Some(path) => Some((path, true)),
                 None => Hockney::default_path().map(|p| (p, false)),

@@ -6,6 +6,10 @@
 //! encoding seeded with its index: it can be accumulated in any arrival
 //! order, yet a result in the wrong place changes it. So ordered and
 //! unordered runs, every schedule and every chunking agree on it.
+//!
+//! With a journal, every complete chunk is appended as it arrives, and the
+//! chunks a resumed run finds there are handed on from the file in their
+//! turn, exactly as if they had just been computed.
 
 use std::collections::BTreeMap;
 
@@ -13,16 +17,27 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::failure::fatal;
+use crate::journal::{Entry, Journal};
 use crate::kernel::Outcome;
 use crate::stats::ItemFailure;
 
+/// A chunk waiting for its turn: received bytes, or a journal record.
+enum Held {
+    Bytes {
+        count: usize,
+        rank: usize,
+        payload: Vec<u8>,
+    },
+    Journaled(Entry),
+}
+
 /// Receives decoded results on the root.
-pub struct Collector<S> {
+pub struct Collector<'j, S> {
     ordered: bool,
     /// In ordered mode: the index of the next item to hand on.
     next: usize,
     /// In ordered mode: chunks that arrived before their turn, by first index.
-    early: BTreeMap<usize, (usize, Vec<u8>)>,
+    early: BTreeMap<usize, Held>,
     /// Bytes held in `early`.
     early_bytes: usize,
     checksum: u64,
@@ -30,12 +45,16 @@ pub struct Collector<S> {
     failures: Vec<ItemFailure>,
     /// Whether a chunk stopped at a failure (abort policy).
     aborted: bool,
+    /// Items handed on or failed so far.
+    done: usize,
+    journal: Option<&'j mut Journal>,
     sink: S,
 }
 
-impl<S> Collector<S> {
+impl<'j, S> Collector<'j, S> {
     /// A collector calling `sink(index, item)`; in input order when `ordered`.
-    pub fn new(ordered: bool, sink: S) -> Collector<S> {
+    /// Complete chunks are appended to `journal`.
+    pub fn new(ordered: bool, journal: Option<&'j mut Journal>, sink: S) -> Collector<'j, S> {
         Collector {
             ordered,
             next: 0,
@@ -44,8 +63,41 @@ impl<S> Collector<S> {
             checksum: 0,
             failures: Vec::new(),
             aborted: false,
+            done: 0,
+            journal,
             sink,
         }
+    }
+
+    /// Hands on the chunks the journal already holds (in their turn, when
+    /// ordered). Call once, before any chunk arrives.
+    pub fn replay<U>(&mut self)
+    where
+        U: DeserializeOwned,
+        S: FnMut(usize, U),
+    {
+        let entries: Vec<(usize, Entry)> = match &self.journal {
+            Some(j) => j.entries().iter().map(|(&s, &e)| (s, e)).collect(),
+            None => return,
+        };
+        for (start, entry) in entries {
+            if self.ordered {
+                self.early.insert(start, Held::Journaled(entry));
+            } else {
+                self.take_held::<U>(start, Held::Journaled(entry));
+            }
+        }
+        if self.ordered {
+            self.drain::<U>();
+        }
+    }
+
+    /// Items done so far: all the journal holds when there is one (chunks
+    /// waiting for their turn included), else those handed on or failed.
+    pub fn done(&self) -> usize {
+        self.journal
+            .as_deref()
+            .map_or(self.done, Journal::done_items)
     }
 
     /// Bytes of results waiting for an earlier chunk (ordered mode).
@@ -69,22 +121,70 @@ impl<S> Collector<S> {
     }
 
     /// Takes the result payload (outcome, then results) of items
-    /// `start..start + count`, sent by `rank`.
+    /// `start..start + count`, sent by `rank`, journaling it if complete.
     pub fn add<U>(&mut self, start: usize, count: usize, payload: &[u8], rank: usize)
     where
         U: DeserializeOwned,
         S: FnMut(usize, U),
     {
+        if let Some(journal) = self.journal.as_deref_mut() {
+            let complete = codec::decode_value_prefix::<Outcome>(payload)
+                .map(|(o, _)| o.complete)
+                .unwrap_or(false);
+            if complete && let Err(e) = journal.append(start, count, rank, payload) {
+                fatal(&e.to_string());
+            }
+        }
         if self.ordered && start != self.next {
             self.early_bytes += payload.len();
-            self.early.insert(start, (count, payload.to_vec()));
+            let held = Held::Bytes {
+                count,
+                rank,
+                payload: payload.to_vec(),
+            };
+            self.early.insert(start, held);
             return;
         }
         self.take::<U>(start, count, payload, rank);
         if self.ordered {
-            while let Some((count, payload)) = self.early.remove(&self.next) {
+            self.drain::<U>();
+        }
+    }
+
+    /// Hands on the held chunks that are next in turn.
+    fn drain<U>(&mut self)
+    where
+        U: DeserializeOwned,
+        S: FnMut(usize, U),
+    {
+        while let Some(held) = self.early.remove(&self.next) {
+            self.take_held::<U>(self.next, held);
+        }
+    }
+
+    fn take_held<U>(&mut self, start: usize, held: Held)
+    where
+        U: DeserializeOwned,
+        S: FnMut(usize, U),
+    {
+        match held {
+            Held::Bytes {
+                count,
+                rank,
+                payload,
+            } => {
                 self.early_bytes -= payload.len();
-                self.take::<U>(self.next, count, &payload, rank);
+                self.take::<U>(start, count, &payload, rank);
+            }
+            Held::Journaled(entry) => {
+                let journal = self
+                    .journal
+                    .as_deref()
+                    .expect("journaled chunks come from a journal");
+                let payload = journal.payload(&entry).unwrap_or_else(|e| {
+                    fatal(&format!("journal {}: {e}", journal.path().display()))
+                });
+                self.take::<U>(start, entry.count, &payload, entry.rank);
             }
         }
     }
@@ -95,6 +195,7 @@ impl<S> Collector<S> {
         S: FnMut(usize, U),
     {
         self.next = start + count;
+        self.done += count;
         let malformed = |e: String| -> ! {
             fatal(&format!(
                 "results of items {start}..{} from rank {rank}: {e}",

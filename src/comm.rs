@@ -90,9 +90,12 @@ impl Comm {
         &self.world
     }
 
-    /// Collective: the root's `row` is copied to every rank.
+    /// Collective: the root's `row` is copied to every rank (which pass a
+    /// row of the same length).
     pub fn broadcast_u64s(&self, row: &mut [u64]) {
-        self.world.process_at_rank(ROOT).broadcast_into(row);
+        if !row.is_empty() {
+            self.world.process_at_rank(ROOT).broadcast_into(row);
+        }
     }
 
     /// Collective: the root's bytes are copied to every rank (length first).

@@ -7,6 +7,7 @@
 //! | 2 | usage error: invalid arguments (every rank says so before MPI starts) |
 //! | 3 | an item failed (the map ended cleanly), or a rank failed outside an item (`MPI_Abort`) |
 //! | 4 | completed, but items failed and were skipped (`--on-error skip`) |
+//! | 75 | interrupted by SIGTERM/SIGUSR1 (walltime): incomplete, resumable with `--journal DIR --resume` |
 
 use crate::codec::CodecError;
 
@@ -20,6 +21,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_RANK_FAILED: i32 = 3;
 /// The run completed but skipped failed items.
 pub const EXIT_SKIPPED: u8 = 4;
+/// A walltime signal stopped the run; it can be resumed from its journal
+/// (75 is `EX_TEMPFAIL`: try again later).
+pub const EXIT_INTERRUPTED: u8 = 75;
 
 /// Why a collective map did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,20 @@ pub enum MapError {
     /// The arguments to the map are inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// A walltime signal stopped the map early; what was done is journaled (if
+    /// a journal was given).
+    #[error("interrupted by {signal}: {done} of {total} items done")]
+    Interrupted {
+        /// The signal's name.
+        signal: String,
+        /// Items done (including any replayed from the journal).
+        done: u64,
+        /// Items in the input.
+        total: u64,
+    },
+    /// The journal cannot be used or written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// An item panicked (and any retries failed): the map ended cleanly.
     #[error("rank {rank} ({host}) panicked while mapping item {index}: {message}")]
     ItemFailed {

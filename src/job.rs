@@ -8,13 +8,14 @@ use anyhow::Context;
 use tracing::info;
 
 use hpcmap::Source;
+use hpcmap::journal::Journal;
 use hpcmap::report::model::Hockney;
 use hpcmap::report::{RunRecord, json, text};
 use hpcmap::workloads::{
     Input, Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
     wordcount::WordCount,
 };
-use hpcmap::{MapError, Pool};
+use hpcmap::{MapError, Order, Pool};
 
 use crate::cli::{RunConfig, WorkloadArgs};
 use crate::files::{PendingFile, open_append};
@@ -96,6 +97,7 @@ impl WithWorkload for Execute<'_> {
 /// What the root holds before the map: the input and the files it will write.
 struct Prepared<'w, T> {
     input: Input<'w, T>,
+    journal: Option<Journal>,
     network: Option<Hockney>,
     prepare_s: f64,
     json: Option<std::fs::File>,
@@ -123,10 +125,24 @@ fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prep
         let range = part.range(input.len());
         input = input.slice(range);
     }
+    let journal = match &config.journal {
+        Some(dir) => {
+            let journal = Journal::open(dir, &identity(config, &input), config.resume)?;
+            if let Some((offset, bytes)) = journal.dropped() {
+                eprintln!(
+                    "hpcmap: journal {}: dropped {bytes} bytes of a torn or corrupt record at offset {offset}; those items are computed again",
+                    journal.path().display()
+                );
+            }
+            Some(journal)
+        }
+        None => None,
+    };
     let prepare_s = start.elapsed().as_secs_f64();
     info!(items = input.len(), seconds = prepare_s, "input built");
     Ok(Prepared {
         input,
+        journal,
         network,
         prepare_s,
         json,
@@ -164,12 +180,22 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         }
         w.absorb(&mut summary, index, result);
     };
+    let mut journal = prepared.as_mut().and_then(|p| p.journal.take());
+    let resumed = journal.as_ref().map_or(0, Journal::done_items);
     let input = prepared.as_ref().map(|p| &p.input);
-    let stats = if config.unordered {
-        pool.map_each_unordered(input, &config.map, |item| w.map(item), sink)?
+    let order = if config.unordered {
+        Order::Completion
     } else {
-        pool.map_each(input, &config.map, |item| w.map(item), sink)?
+        Order::Input
     };
+    let stats = pool.map_each_journaled(
+        input,
+        &config.map,
+        journal.as_mut(),
+        order,
+        |item| w.map(item),
+        sink,
+    )?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -220,6 +246,7 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     if let Some(network) = &prepared.network {
         record.explain(network);
     }
+    record.resumed_items = resumed as u64;
     if config.quiet {
         println!("answer: {}", record.answer.text);
     } else {
@@ -239,3 +266,25 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
 #[derive(Debug, thiserror::Error)]
 #[error("{0} items failed and were skipped; the answer covers the others")]
 pub struct Skipped(pub usize);
+
+/// What a journal is checked against: the workload and its parameters, the
+/// part, and for inputs read from files a digest of their contents. Output
+/// paths are left out: they do not change the results.
+fn identity<T: serde::Serialize>(config: &RunConfig, input: &Input<'_, T>) -> String {
+    let mut args = config.workload.clone();
+    if let WorkloadArgs::Mandelbrot { output, .. } = &mut args {
+        output.take();
+    }
+    let content = match input {
+        Input::Items(items) => hpcmap::checksum(items).map_or(0, |c| c),
+        Input::Generated(_) => 0,
+    };
+    let part = config
+        .part
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "all".into());
+    format!(
+        "hpcmap journal v1; {args:?}; part {part}; {} items; content {content:016x}",
+        input.len()
+    )
+}

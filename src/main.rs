@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use hpcmap::error::{EXIT_OK, EXIT_RANK_FAILED, EXIT_RUNTIME, EXIT_SKIPPED, EXIT_USAGE};
+use hpcmap::error::{
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_RANK_FAILED, EXIT_RUNTIME, EXIT_SKIPPED, EXIT_USAGE,
+};
 use hpcmap::report::model::Hockney;
 use hpcmap::{MapError, MapOptions, Pool};
 
@@ -54,6 +56,11 @@ fn main() -> ExitCode {
     };
     logging::init(pool.rank());
     warn_if_threads_share_cores(config.threads);
+    // Every rank: a walltime signal must not kill a worker mid-message; the
+    // root decides how to wind down.
+    if let Err(e) = hpcmap::interrupt::install() {
+        eprintln!("hpcmap: warning: cannot handle SIGTERM/SIGUSR1: {e}");
+    }
 
     match job::run(&pool, &config) {
         Ok(()) => ExitCode::from(EXIT_OK),
@@ -65,6 +72,25 @@ fn main() -> ExitCode {
             match e.downcast_ref::<MapError>() {
                 // Ranks other than the root only learn that the root failed; it says why.
                 Some(MapError::RootFailed) => ExitCode::from(EXIT_RUNTIME),
+                Some(MapError::Interrupted {
+                    signal,
+                    done,
+                    total,
+                }) => {
+                    let how = match &config.journal {
+                        Some(dir) => format!(
+                            "journaled in {}; run the same command with --resume to finish",
+                            dir.display()
+                        ),
+                        None => {
+                            "nothing was saved: use --journal DIR to make runs resumable".into()
+                        }
+                    };
+                    eprintln!(
+                        "hpcmap: interrupted by {signal}: {done} of {total} items done, {how}"
+                    );
+                    ExitCode::from(EXIT_INTERRUPTED)
+                }
                 Some(failed @ MapError::ItemFailed { .. }) => {
                     eprintln!("hpcmap: {failed}; the run was ended (--on-error abort)");
                     ExitCode::from(EXIT_RANK_FAILED as u8)

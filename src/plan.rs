@@ -1,16 +1,23 @@
 //! How the items of one map are cut into chunks and which rank owns each chunk.
 //!
-//! Chunks are contiguous item ranges of one size (the last may be shorter).
-//! Under the static schedule chunk `k` belongs to rank `k % ranks`
-//! (block-cyclic, like OpenMP's `schedule(static, chunk)`); by default the
-//! chunk is `ceil(items / ranks)`, so every rank gets one contiguous block.
+//! The items to map are a list of spans (normally one, `0..items`; after a
+//! resume, the gaps the journal does not cover). Chunks are contiguous item
+//! ranges of one size cut within each span (the last of a span may be
+//! shorter). Under the static schedule chunk `k` belongs to rank
+//! `k % ranks` (block-cyclic, like OpenMP's `schedule(static, chunk)`); by
+//! default the chunk is `ceil(items / ranks)`, so every rank gets one
+//! contiguous block.
 
 use std::ops::Range;
 
-/// The chunking of `items` items over `ranks` ranks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The chunking of the spans' items over `ranks` ranks.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Number of items in the whole input.
+    /// The item ranges to map, in order, not overlapping.
+    spans: Vec<Range<usize>>,
+    /// `first_chunk[s]`: number of chunks before span `s` (one extra entry: the total).
+    first_chunk: Vec<usize>,
+    /// Number of items in all spans.
     pub items: usize,
     /// Items per chunk (at least 1).
     pub chunk: usize,
@@ -19,26 +26,50 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Cuts `items` into chunks of `chunk` items, or one block per rank when `chunk` is `None`.
+    /// Cuts `0..items` into chunks of `chunk` items, or one block per rank when `chunk` is `None`.
     pub fn new(items: usize, ranks: usize, chunk: Option<usize>) -> Plan {
+        Plan::over(std::iter::once(0..items).collect(), ranks, chunk)
+    }
+
+    /// Cuts each of `spans` into chunks of `chunk` items (default: the spans'
+    /// items over the ranks, rounded up).
+    pub fn over(spans: Vec<Range<usize>>, ranks: usize, chunk: Option<usize>) -> Plan {
         let ranks = ranks.max(1);
+        let spans: Vec<Range<usize>> = spans.into_iter().filter(|s| !s.is_empty()).collect();
+        let items = spans.iter().map(|s| s.len()).sum::<usize>();
         let chunk = chunk.unwrap_or_else(|| items.div_ceil(ranks)).max(1);
+        let mut first_chunk = Vec::with_capacity(spans.len() + 1);
+        let mut total = 0;
+        for s in &spans {
+            first_chunk.push(total);
+            total += s.len().div_ceil(chunk);
+        }
+        first_chunk.push(total);
         Plan {
+            spans,
+            first_chunk,
             items,
             chunk,
             ranks,
         }
     }
 
+    /// The spans, as given (empty ones dropped).
+    pub fn spans(&self) -> &[Range<usize>] {
+        &self.spans
+    }
+
     /// Number of chunks.
     pub fn chunks(&self) -> usize {
-        self.items.div_ceil(self.chunk)
+        *self.first_chunk.last().unwrap_or(&0)
     }
 
     /// The item indices of chunk `k`.
     pub fn range(&self, k: usize) -> Range<usize> {
-        let start = k * self.chunk;
-        start..(start + self.chunk).min(self.items)
+        let s = self.first_chunk.partition_point(|&c| c <= k) - 1;
+        let span = &self.spans[s];
+        let start = span.start + (k - self.first_chunk[s]) * self.chunk;
+        start..(start + self.chunk).min(span.end)
     }
 
     /// The chunks owned by `rank` under the static schedule, in item order.
@@ -83,6 +114,15 @@ mod tests {
             }
             assert!(seen.iter().all(|&c| c == 1), "{items} {ranks} {chunk:?}");
         }
+    }
+
+    #[test]
+    fn chunks_stay_inside_spans() {
+        let p = Plan::over(vec![2..9, 12..12, 15..20], 2, Some(3));
+        let ranges: Vec<_> = (0..p.chunks()).map(|k| p.range(k)).collect();
+        assert_eq!(ranges, [2..5, 5..8, 8..9, 15..18, 18..20]);
+        assert_eq!(p.items, 12);
+        assert_eq!(p.items_of(0) + p.items_of(1), 12);
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::collect::Collector;
 use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::failure::{fatal, install_panic_hook};
+use crate::journal::Journal;
 use crate::kernel::Kernel;
-use crate::schedule::{self, MapOptions, Schedule};
+use crate::schedule::{self, MapOptions, Order, Schedule, Work};
 use crate::source::Source;
 use crate::stats::MapStats;
 
@@ -181,7 +182,9 @@ impl Pool {
         F: Fn(T) -> U + Sync,
     {
         let mut results = Vec::new();
-        let stats = self.run_map(input, options, f, |_, item| results.push(item), true)?;
+        let stats = self.run_map(input, options, None, Order::Input, f, |_, item| {
+            results.push(item)
+        })?;
         Ok(Mapped {
             results: self.is_root().then_some(results),
             stats,
@@ -209,7 +212,7 @@ impl Pool {
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
-        self.run_map(input, options, f, sink, true)
+        self.run_map(input, options, None, Order::Input, f, sink)
     }
 
     /// Collective: like [`Pool::map_each`], but `sink(index, result)` is
@@ -234,16 +237,48 @@ impl Pool {
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
-        self.run_map(input, options, f, sink, false)
+        self.run_map(input, options, None, Order::Completion, f, sink)
+    }
+
+    /// Collective: [`Pool::map_each`] (results in `order`) with a journal on
+    /// the root: every complete chunk is appended to it as it arrives, and
+    /// chunks it already holds are not computed again but handed to `sink`
+    /// from the file, so a resumed run gives the same results and checksum
+    /// as an uninterrupted one. Other ranks pass `None`.
+    ///
+    /// Under the dynamic and guided schedules a SIGTERM or SIGUSR1 (see
+    /// [`crate::interrupt::install`]) stops the map early with
+    /// [`MapError::Interrupted`], after journaling the chunks in flight.
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`], plus [`MapError::Interrupted`].
+    pub fn map_each_journaled<I, T, U, F, S>(
+        &self,
+        input: Option<&I>,
+        options: &MapOptions,
+        journal: Option<&mut Journal>,
+        order: Order,
+        f: F,
+        sink: S,
+    ) -> Result<MapStats, MapError>
+    where
+        I: Source<Item = T> + ?Sized,
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        F: Fn(T) -> U + Sync,
+        S: FnMut(usize, U),
+    {
+        self.run_map(input, options, journal, order, f, sink)
     }
 
     fn run_map<I, T, U, F, S>(
         &self,
         input: Option<&I>,
         options: &MapOptions,
+        journal: Option<&mut Journal>,
+        order: Order,
         f: F,
         sink: S,
-        ordered: bool,
     ) -> Result<MapStats, MapError>
     where
         I: Source<Item = T> + ?Sized,
@@ -255,16 +290,34 @@ impl Pool {
         if options.chunk == Some(0) {
             return Err(MapError::Invalid("chunk size must be at least 1".into()));
         }
-        let mut collector = Collector::new(ordered, sink);
+        let total = input.map_or(0, Source::len);
+        // The root maps only what the journal does not hold yet.
+        let todo = match (&journal, input) {
+            (Some(j), Some(i)) => j.todo(i.len()),
+            (_, Some(i)) => std::iter::once(0..i.len()).collect(),
+            _ => Vec::new(),
+        };
+        let mut collector = Collector::new(order == Order::Input, journal, sink);
+        collector.replay::<U>();
         let (comm, kernel) = (&self.comm, &self.kernel);
+        let work = Work {
+            input,
+            todo,
+            options,
+        };
         let mut stats = match options.schedule {
-            Schedule::Static => {
-                schedule::scatter::run(comm, kernel, input, options, &f, &mut collector)?
-            }
+            Schedule::Static => schedule::scatter::run(comm, kernel, work, &f, &mut collector)?,
             Schedule::Dynamic | Schedule::Guided => {
-                schedule::dynamic::run(comm, kernel, input, options, &f, &mut collector)
+                schedule::dynamic::run(comm, kernel, work, &f, &mut collector)
             }
         };
+        if let Some(signal) = stats.interrupted {
+            return Err(MapError::Interrupted {
+                signal: signal.to_string(),
+                done: collector.done() as u64,
+                total: total as u64,
+            });
+        }
         let mut failures = collector.failures().to_vec();
         failures.sort_by_key(|f| f.index);
         if collector.aborted() {

@@ -118,6 +118,9 @@ pub struct MapStats {
     pub per_rank: Vec<RankStats>,
     /// Items that failed and were skipped (`OnError::Skip`), by index.
     pub skipped: Vec<ItemFailure>,
+    /// The signal that stopped the map early, if one did.
+    #[serde(skip)]
+    pub interrupted: Option<&'static str>,
 }
 
 impl MapStats {

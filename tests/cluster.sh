@@ -15,6 +15,21 @@ then checks:
   - with a 100mbit cap per node, a data-heavy run (--items 2000000) is
     measurably slower across the nodes than on one node (and than across
     uncapped nodes), comparing wall_s from the --json records of this run
+  - 'hpcmap bench pingpong' between node1 and node2 over the capped link
+    fits a network model, and for the capped cross-node run the model's
+    predicted communication is within a factor MODEL_FACTOR (default 3) of
+    the measured one (phases.scatter + phases.gather), either way. Why 3:
+    over tc tbf a ping-pong sees up to twice the cap (each direction's token
+    bucket refills while it waits for the reply), the fit only reaches 4 KiB
+    messages (bigger ones take ~10 s a size at 100mbit), and the static
+    model charges every scattered/gathered byte, also those to ranks on the
+    root's node, at that rate. Measured/predicted came out at 2.0-2.2 at
+    both 100mbit and 1gbit; a wrong model (the shared-memory fit, or a unit
+    error) is off by 100x or more.
+  - scripts/compare-nodes.sh (--repeat 1, --items 200000, at the cap) runs
+    end to end, prints its table and a 'verdict:' line naming the winning
+    placement, writes one record per placement, leaves the (already up)
+    cluster up with its cap, and 'hpcmap report' reads its records
 The cluster is always torn down at the end (also on failure or Ctrl-C).
 Every command runs under 'timeout'. Needs root. Takes well under 2 minutes.
 
@@ -23,6 +38,8 @@ Environment:
                      with 'cargo build --release' when missing)
   HPCMAP_CLUSTER_DIR state directory for scripts/cluster.sh
   CAP_RATE           bandwidth cap for the slow-link check (default 100mbit)
+  MODEL_FACTOR       allowed ratio between predicted and measured
+                     communication (default 3)
 
 Prints a final line 'N passed, M failed'; exits non-zero on any failure.
 EOF
@@ -39,6 +56,7 @@ cd "$ROOT" || exit 2
 CLUSTER=$ROOT/scripts/cluster.sh
 BIN=${HPCMAP_BIN:-$ROOT/target/release/hpcmap}
 CAP_RATE=${CAP_RATE:-100mbit}
+MODEL_FACTOR=${MODEL_FACTOR:-3}
 SMALL=200000
 BIG=2000000
 WORK=$(mktemp -d /tmp/hpcmap-cluster-test.XXXXXX)
@@ -53,7 +71,7 @@ fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
-    timeout 60 "$CLUSTER" down >/dev/null 2>&1 || echo "warning: cluster down failed" >&2
+    timeout 60 "$CLUSTER" down >/dev/null 2>&1 || echo "warning: cluster down failed" >&3
     rm -rf "$WORK"
 }
 finish() {
@@ -73,9 +91,12 @@ t() {
     CHILD=""
     return $rc
 }
+# The test's own stderr, for messages from traps that fire while a command's
+# output is redirected to a file.
+exec 3>&2
 # shellcheck disable=SC2317 # invoked by the INT/TERM traps
 interrupted() {
-    echo "interrupted" >&2
+    echo "interrupted" >&3
     [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null
     exit 130
 }
@@ -115,9 +136,10 @@ EOF
     fi
 }
 
-# run_cluster NAME ITEMS: 4 ranks over the 2 nodes; report in $WORK/NAME.out, JSON in $WORK/NAME.json
+# run_cluster NAME ITEMS [RUN ARGS...]: 4 ranks over the 2 nodes; report in
+# $WORK/NAME.out, JSON in $WORK/NAME.json
 run_cluster() {
-    t 90 "$CLUSTER" exec -n 4 "$BIN" run square --items "$2" --json "$WORK/$1.json" >"$WORK/$1.out" 2>&1
+    t 90 "$CLUSTER" exec -n 4 "$BIN" run square --items "$2" --json "$WORK/$1.json" "${@:3}" >"$WORK/$1.out" 2>&1
 }
 # run_local NAME ITEMS: the same job with a plain mpirun on this machine (one node)
 run_local() {
@@ -192,7 +214,25 @@ else
     cat "$WORK/up2.out"; timeout 30 "$CLUSTER" status
     fail "could not apply cap $CAP_RATE"
 fi
-run_cluster big-capped $BIG || { show big-capped; fail "capped cluster run (--items $BIG)"; }
+
+# Network model of the capped link: one rank on each node. The ranks yield
+# when idle: the "nodes" share this machine's cores, and ranks spinning in MPI
+# starve the kernel's packet processing (a small-message round trip then takes
+# milliseconds and the benchmark would run for minutes). Messages up to 4 KiB:
+# each size above that moves ~128 MB, 10 s at 100mbit.
+NET=$WORK/net-capped.json
+if t 60 "$CLUSTER" exec --host node1:1,node2:1 -n 2 --mca mpi_yield_when_idle 1 \
+    "$BIN" bench pingpong --max-bytes 4096 --repeat 1 --save "$NET" >"$WORK/pingpong.out" 2>&1 &&
+    grep -q '^pingpong: rank 0 on node1 <-> rank 1 on node2' "$WORK/pingpong.out" && [[ -s $NET ]]; then
+    pass "pingpong across the capped link: $(grep -m1 '^hockney:' "$WORK/pingpong.out")"
+else
+    show pingpong; fail "pingpong node1 <-> node2 over the capped link"
+fi
+if [[ -s $NET ]]; then
+    run_cluster big-capped $BIG --network "$NET" || { show big-capped; fail "capped cluster run (--items $BIG)"; }
+else
+    run_cluster big-capped $BIG || { show big-capped; fail "capped cluster run (--items $BIG)"; }
+fi
 
 w_local=$(wall big-local)
 w_fast=$(wall big-fast)
@@ -218,6 +258,69 @@ if [[ $(answer big-capped) == "$(answer big-local)" && -n $(answer big-local) ]]
     pass "same answer for --items $BIG capped across nodes and on one node"
 else
     fail "answers differ for --items $BIG: '$(answer big-capped)' vs '$(answer big-local)'"
+fi
+
+# ---------------------------------------------------------------- model vs measured
+# model_check FILE FACTOR: prints "predicted measured ratio" and exits 0 when
+# max(p/m, m/p) <= FACTOR; exit 1 outside it, 2 when fields are missing.
+model_check() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        r = [json.loads(l) for l in f if l.strip()][-1]
+    p = float(r["model"]["predicted_comm_s"])
+    m = float(r["phases"]["scatter"]) + float(r["phases"]["gather"])
+except (OSError, LookupError, TypeError, ValueError) as e:
+    print(f"missing model or phases: {e!r}")
+    sys.exit(2)
+ratio = max(p / m, m / p) if p > 0 and m > 0 else float("inf")
+print(f"{p:.3f} {m:.3f} {ratio:.2f}")
+sys.exit(0 if ratio <= float(sys.argv[2]) else 1)
+EOF
+}
+if ! command -v python3 >/dev/null 2>&1; then
+    fail "python3 missing: cannot check the model against the measurement"
+elif mc=$(model_check "$WORK/big-capped.json" "$MODEL_FACTOR"); then
+    read -r mp mm mr <<<"$mc"
+    pass "model within ${MODEL_FACTOR}x across the $CAP_RATE link: predicted $mp s vs measured $mm s (scatter + gather), ratio $mr"
+else
+    grep -m1 '^model:' "$WORK/big-capped.out"
+    fail "model vs measured communication across the $CAP_RATE link not within ${MODEL_FACTOR}x: $mc"
+fi
+
+# ---------------------------------------------------------------- scripts/compare-nodes.sh
+CMP=$WORK/compare
+if t 150 "$ROOT/scripts/compare-nodes.sh" --ranks 4 --nodes 2 --rate "$CAP_RATE" --repeat 1 \
+    --out "$CMP" --timeout 60 -- square --items $SMALL >"$WORK/compare.out" 2>&1; then
+    pass "scripts/compare-nodes.sh --repeat 1 -- square --items $SMALL ran end to end"
+else
+    show compare; fail "scripts/compare-nodes.sh exited non-zero"
+fi
+verdict=$(grep -m1 '^verdict: ' "$WORK/compare.out" || true)
+if [[ $verdict =~ ^verdict:\ (1\ node\ x\ 4|2\ nodes\ x\ 2)\ (wins\ by|is\ faster) ]]; then
+    pass "compare-nodes verdict names the winner: $verdict"
+else
+    show compare; fail "compare-nodes printed no verdict naming a placement: '$verdict'"
+fi
+if grep -q '^placement .*1 node x 4 .*2 nodes x 2' "$WORK/compare.out" &&
+    [[ $(wc -l <"$CMP/1node.jsonl" 2>/dev/null) -eq 1 && $(wc -l <"$CMP/2nodes.jsonl" 2>/dev/null) -eq 1 ]]; then
+    pass "compare-nodes printed the table and wrote one record per placement"
+else
+    fail "compare-nodes table or records missing (in $CMP)"
+fi
+if status=$(timeout 30 "$CLUSTER" status 2>&1) &&
+    [[ $(grep -ci "^node[12] .* ${CAP_RATE%bit}" <<<"$status") -eq 2 ]]; then
+    pass "compare-nodes left the already-up cluster up, cap $CAP_RATE"
+else
+    echo "$status"; fail "cluster not up with cap $CAP_RATE after compare-nodes"
+fi
+if ! timeout 10 "$BIN" report --help >/dev/null 2>&1; then
+    echo "SKIP: hpcmap report missing in this build"
+elif timeout 30 "$BIN" report "$CMP/1node.jsonl" "$CMP/2nodes.jsonl" >"$WORK/report.out" 2>&1; then
+    pass "hpcmap report reads the compare-nodes records"
+else
+    show report; fail "hpcmap report on the compare-nodes records"
 fi
 
 finish

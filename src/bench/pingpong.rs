@@ -13,9 +13,19 @@ use std::path::Path;
 use hpcmap::Pool;
 use hpcmap::report::model::{Hockney, Sample};
 
-/// Round trips per size: many for small messages, few for big ones.
-fn rounds(bytes: usize) -> usize {
-    (64 * 1024 * 1024 / bytes.max(1)).clamp(8, 2000)
+/// Time one repetition of a size should take: long enough to average over
+/// many round trips, short enough that a slow link (100 Mbit/s) does not make
+/// the sweep take minutes.
+const TARGET_S: f64 = 0.02;
+
+/// Round trips for the next size, from the one-way time of the previous size
+/// (`None` for the first): about [`TARGET_S`] of traffic, 4 to 2000 trips.
+fn rounds(previous_one_way: Option<f64>) -> usize {
+    match previous_one_way {
+        // Twice the size, twice the time at most; a round trip is two ways.
+        Some(t) if t > 0.0 => (TARGET_S / (4.0 * t)).clamp(4.0, 2000.0) as usize,
+        _ => 2000,
+    }
 }
 
 /// Measures one-way times from 1 B to `max_bytes` (powers of two) between
@@ -28,8 +38,11 @@ pub fn measure(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Vec<Sampl
     let mut samples = Vec::new();
     let mut size = 1usize;
     let mut buf = vec![1u8; max_bytes];
+    let mut previous = None;
     while size <= max_bytes {
-        let n = rounds(size);
+        // Rank 0 decides, so both ranks loop the same number of times.
+        let estimate = rounds(previous);
+        let n = pool.broadcast(pool.is_root().then_some(&(estimate as u64))) as usize;
         let mut times = Vec::with_capacity(repeat);
         for _ in 0..repeat + 1 {
             pool.barrier();
@@ -50,9 +63,11 @@ pub fn measure(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Vec<Sampl
             times.push(t.elapsed().as_secs_f64() / (2 * n) as f64);
         }
         times.remove(0); // warm-up round: first touch, connection set-up
+        let seconds = super::median(&mut times);
+        previous = Some(seconds);
         samples.push(Sample {
             bytes: size as u64,
-            seconds: super::median(&mut times),
+            seconds,
         });
         size *= 2;
     }
@@ -118,8 +133,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rounds_shrink_with_size() {
-        assert_eq!(rounds(1), 2000);
-        assert_eq!(rounds(64 << 20), 8);
+    fn rounds_follow_the_previous_size() {
+        assert_eq!(rounds(None), 2000);
+        assert_eq!(rounds(Some(1e-7)), 2000);
+        assert_eq!(rounds(Some(1e-4)), 50);
+        assert_eq!(rounds(Some(1.0)), 4);
     }
 }

@@ -67,6 +67,8 @@ pub struct RunRecord {
     pub root_peak_rss: Option<u64>,
     /// Items that failed and were left out (`--on-error skip`).
     pub skipped: Vec<ItemFailure>,
+    /// Items taken from the journal of an earlier, interrupted run (`--resume`).
+    pub resumed_items: u64,
 }
 
 impl RunRecord {
@@ -108,6 +110,7 @@ impl RunRecord {
             model: None,
             root_peak_rss: peak_rss(),
             skipped: stats.skipped.clone(),
+            resumed_items: 0,
         }
     }
 

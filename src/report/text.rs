@@ -112,6 +112,13 @@ pub fn render(r: &RunRecord) -> String {
         r.bytes_gathered,
         human_bytes(r.bytes_gathered)
     );
+    if r.resumed_items > 0 {
+        let _ = writeln!(
+            o,
+            "resumed: {} items from the journal, {} computed in this run",
+            r.resumed_items, r.items
+        );
+    }
     if let Some(rss) = r.root_peak_rss {
         let _ = writeln!(o, "memory: root peak resident {}", human_bytes(rss));
     }

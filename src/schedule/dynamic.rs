@@ -31,9 +31,10 @@ use crate::codec;
 use crate::collect::Collector;
 use crate::comm::Comm;
 use crate::failure::fatal;
+use crate::interrupt;
 use crate::kernel::{Batch, Kernel, Outcome};
 use crate::outbox::Outbox;
-use crate::schedule::{MapOptions, OnError, Schedule};
+use crate::schedule::{MapOptions, OnError, Schedule, Work};
 use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 
@@ -67,11 +68,13 @@ pub fn default_chunk(items: usize, ranks: usize) -> usize {
     items.div_ceil(8 * ranks.max(1)).clamp(1, MAX_DEFAULT_CHUNK)
 }
 
-/// Hands out consecutive chunks of `items` items.
+/// Hands out consecutive chunks of the spans still to map.
 #[derive(Clone, Debug)]
 pub struct Dispenser {
-    next: usize,
-    items: usize,
+    /// Spans still to hand out, the current one first, reversed (popped from the end).
+    spans: Vec<Range<usize>>,
+    /// Items not handed out yet.
+    remaining: usize,
     ranks: usize,
     schedule: Schedule,
     /// Fixed size (dynamic) or the smallest size (guided).
@@ -79,16 +82,30 @@ pub struct Dispenser {
 }
 
 impl Dispenser {
-    /// A dispenser for `schedule` (dynamic or guided); `chunk` is the fixed
-    /// size for dynamic (default [`default_chunk`]) and the minimum for guided (default 1).
+    /// A dispenser of `0..items` for `schedule` (dynamic or guided).
     pub fn new(items: usize, ranks: usize, schedule: Schedule, chunk: Option<usize>) -> Dispenser {
+        Dispenser::over(std::iter::once(0..items).collect(), ranks, schedule, chunk)
+    }
+
+    /// A dispenser of `spans`; `chunk` is the fixed size for dynamic
+    /// (default [`default_chunk`] of all the spans' items) and the minimum for
+    /// guided (default 1). Chunks never cross a span's end.
+    pub fn over(
+        spans: Vec<Range<usize>>,
+        ranks: usize,
+        schedule: Schedule,
+        chunk: Option<usize>,
+    ) -> Dispenser {
+        let remaining = spans.iter().map(|s| s.len()).sum();
         let chunk = match schedule {
             Schedule::Guided => chunk.unwrap_or(1),
-            _ => chunk.unwrap_or_else(|| default_chunk(items, ranks)),
+            _ => chunk.unwrap_or_else(|| default_chunk(remaining, ranks)),
         };
+        let mut spans: Vec<Range<usize>> = spans.into_iter().filter(|s| !s.is_empty()).collect();
+        spans.reverse();
         Dispenser {
-            next: 0,
-            items,
+            spans,
+            remaining,
             ranks: ranks.max(1),
             schedule,
             chunk: chunk.max(1),
@@ -98,33 +115,36 @@ impl Dispenser {
     /// The next chunk, or `None` when everything is handed out.
     pub fn next_chunk(&mut self) -> Option<Range<usize>> {
         let size = self.peek_len();
-        if size == 0 {
-            return None;
+        let span = self.spans.last_mut()?;
+        let range = span.start..span.start + size;
+        span.start += size;
+        if span.start >= span.end {
+            self.spans.pop();
         }
-        let range = self.next..self.next + size;
-        self.next += size;
+        self.remaining -= size;
         Some(range)
     }
 
-    /// Hands out nothing more (the map is ending after a failure).
+    /// Hands out nothing more (the map is ending early).
     pub fn stop(&mut self) {
-        self.next = self.items;
+        self.spans.clear();
+        self.remaining = 0;
     }
 
     /// The size of the next chunk (0 when everything is handed out).
     pub fn peek_len(&self) -> usize {
-        let remaining = self.items - self.next;
-        if remaining == 0 {
+        let Some(span) = self.spans.last() else {
             return 0;
-        }
+        };
         match self.schedule {
-            Schedule::Guided => remaining
+            Schedule::Guided => self
+                .remaining
                 .div_ceil(GUIDED_DIVISOR * self.ranks)
                 .min(MAX_DEFAULT_CHUNK)
                 .max(self.chunk),
             _ => self.chunk,
         }
-        .min(remaining)
+        .min(span.len())
     }
 }
 
@@ -150,10 +170,9 @@ type Row = [u64; 4];
 pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
-    input: Option<&I>,
-    options: &MapOptions,
+    work: Work<'_, I>,
     f: &F,
-    collector: &mut Collector<S>,
+    collector: &mut Collector<'_, S>,
 ) -> MapStats
 where
     I: Source<Item = T> + ?Sized,
@@ -162,11 +181,14 @@ where
     F: Fn(T) -> U + Sync,
     S: FnMut(usize, U),
 {
+    let options = work.options;
     if comm.is_root() {
-        let input = input.expect("the root rank must pass Some(input) to map");
-        Root::new(comm, kernel, input, options).run(f, collector)
+        let input = work
+            .input
+            .expect("the root rank must pass Some(input) to map");
+        Root::new(comm, kernel, input, work.todo, options).run(f, collector)
     } else {
-        let row = work(comm, kernel, f, options.on_error);
+        let row = serve(comm, kernel, f, options.on_error);
         comm.gather_u64s(&row);
         MapStats {
             schedule: options.schedule.name().into(),
@@ -185,7 +207,7 @@ where
 }
 
 /// A worker's loop: receive a chunk, map it while the previous result is sent.
-fn work<T, U, F>(comm: &Comm, kernel: &Kernel, f: &F, policy: OnError) -> Row
+fn serve<T, U, F>(comm: &Comm, kernel: &Kernel, f: &F, policy: OnError) -> Row
 where
     T: DeserializeOwned + Send,
     U: Serialize + Send,
@@ -246,6 +268,8 @@ struct Root<'a, I: ?Sized> {
     bytes_scattered: u64,
     bytes_gathered: u64,
     own: Row,
+    /// The signal that stopped the hand-out, if one did.
+    interrupted: Option<&'static str>,
 }
 
 impl<'a, I, T> Root<'a, I>
@@ -253,7 +277,13 @@ where
     I: Source<Item = T> + ?Sized,
     T: Serialize + DeserializeOwned + Send,
 {
-    fn new(comm: &'a Comm, kernel: &'a Kernel, input: &'a I, options: &MapOptions) -> Self {
+    fn new(
+        comm: &'a Comm,
+        kernel: &'a Kernel,
+        input: &'a I,
+        todo: Vec<Range<usize>>,
+        options: &MapOptions,
+    ) -> Self {
         let size = comm.size();
         Root {
             comm,
@@ -261,7 +291,7 @@ where
             input,
             schedule: options.schedule,
             on_error: options.on_error,
-            dispenser: Dispenser::new(input.len(), size, options.schedule, options.chunk),
+            dispenser: Dispenser::over(todo, size, options.schedule, options.chunk),
             in_flight: vec![VecDeque::new(); size],
             in_flight_items: vec![0; size],
             outbox: Outbox::default(),
@@ -273,6 +303,7 @@ where
             bytes_scattered: 0,
             bytes_gathered: 0,
             own: [0; 4],
+            interrupted: None,
         }
     }
 
@@ -342,7 +373,7 @@ where
     }
 
     /// Takes one worker result message.
-    fn accept<U, S>(&mut self, from: usize, message: Vec<u8>, collector: &mut Collector<S>)
+    fn accept<U, S>(&mut self, from: usize, message: Vec<u8>, collector: &mut Collector<'_, S>)
     where
         U: DeserializeOwned,
         S: FnMut(usize, U),
@@ -369,7 +400,7 @@ where
     }
 
     /// Takes every result that has already arrived, refilling windows.
-    fn poll<U, S>(&mut self, collector: &mut Collector<S>)
+    fn poll<U, S>(&mut self, collector: &mut Collector<'_, S>)
     where
         U: DeserializeOwned,
         S: FnMut(usize, U),
@@ -386,7 +417,7 @@ where
         }
     }
 
-    fn run<U, F, S>(mut self, f: &F, collector: &mut Collector<S>) -> MapStats
+    fn run<U, F, S>(mut self, f: &F, collector: &mut Collector<'_, S>) -> MapStats
     where
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
@@ -400,6 +431,15 @@ where
         let mut batch = 1usize;
         loop {
             self.poll(collector);
+            if self.interrupted.is_none() {
+                if let Some(signal) = interrupt::requested() {
+                    // Walltime warning: hand out nothing more, collect (and
+                    // journal) what is in flight, then stop the workers.
+                    tracing::warn!("{signal}: stopping; collecting the chunks in flight");
+                    self.interrupted = Some(signal);
+                    self.dispenser.stop();
+                }
+            }
             if let Some(range) = self.next_chunk() {
                 batch = self.map_own(range, batch, f, collector);
                 // Its own chunk may have closed a gap: resume held-back workers.
@@ -434,7 +474,7 @@ where
         self.phases.compute = Spread::of(per_rank.iter().map(|r| r.compute_s));
         MapStats {
             schedule: self.schedule.name().into(),
-            items: self.input.len() as u64,
+            items: per_rank.iter().map(|r| r.items).sum(),
             ranks: size as u64,
             threads: self.kernel.threads() as u64,
             chunk: self.largest_chunk as u64,
@@ -446,6 +486,7 @@ where
             checksum: collector.checksum(),
             per_rank,
             skipped: Vec::new(), // filled in by the pool
+            interrupted: self.interrupted,
         }
     }
 
@@ -456,7 +497,7 @@ where
         range: Range<usize>,
         mut batch: usize,
         f: &F,
-        collector: &mut Collector<S>,
+        collector: &mut Collector<'_, S>,
     ) -> usize
     where
         U: Serialize + DeserializeOwned + Send,
@@ -496,6 +537,11 @@ where
             if !done.outcome.complete {
                 own.outcome.complete = false;
                 break;
+            }
+            if at < range.end && interrupt::requested().is_some() {
+                // Left unfinished: not journaled, computed again on resume.
+                self.dispenser.stop();
+                return batch;
             }
             // Aim for batches of 20-200 us between polls.
             if took.as_micros() < 20 {

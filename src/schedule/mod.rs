@@ -94,6 +94,25 @@ impl fmt::Display for OnError {
     }
 }
 
+/// In which order the root hands results on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Input order (chunks that arrive early wait).
+    Input,
+    /// As they arrive.
+    Completion,
+}
+
+/// What one map call is to do, as the schedules see it.
+pub struct Work<'a, I: ?Sized> {
+    /// The input (on the root).
+    pub input: Option<&'a I>,
+    /// The item ranges still to map, in order (on the root).
+    pub todo: Vec<std::ops::Range<usize>>,
+    /// Schedule, chunking, failure policy.
+    pub options: &'a MapOptions,
+}
+
 /// Options of one map call.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MapOptions {

@@ -22,7 +22,7 @@ use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
 use crate::kernel::Kernel;
 use crate::plan::Plan;
-use crate::schedule::MapOptions;
+use crate::schedule::Work;
 use crate::source::Source;
 use crate::stats::{MapStats, Phases, RankStats, Spread};
 use crate::{codec, schedule::Schedule};
@@ -69,10 +69,9 @@ fn others_only(lens: &[usize]) -> Result<(Vec<i32>, Vec<i32>), MapError> {
 pub fn run<I, T, U, F, S>(
     comm: &Comm,
     kernel: &Kernel,
-    input: Option<&I>,
-    options: &MapOptions,
+    work: Work<'_, I>,
     f: &F,
-    collector: &mut Collector<S>,
+    collector: &mut Collector<'_, S>,
 ) -> Result<MapStats, MapError>
 where
     I: Source<Item = T> + ?Sized,
@@ -84,16 +83,27 @@ where
     let start = Instant::now();
     let (rank, size) = (comm.rank(), comm.size());
 
-    // 1. Serialize on the root and agree on the plan.
+    let options = work.options;
+
+    // 1. Serialize on the root and agree on the plan: the chunk size and the
+    //    spans still to map (one, 0..items, unless resuming from a journal).
     let mut header = [FAILED, 0, 0];
     let mut root_input = None;
     let mut root_error = None;
+    let mut spans: Vec<u64> = Vec::new();
     if comm.is_root() {
-        let input = input.expect("the root rank must pass Some(input) to map");
-        let plan = Plan::new(input.len(), size, options.chunk);
+        let input = work
+            .input
+            .expect("the root rank must pass Some(input) to map");
+        let plan = Plan::over(work.todo, size, options.chunk);
         match serialize(input, &plan) {
             Ok(s) => {
-                header = [OK, plan.items as u64, plan.chunk as u64];
+                spans = plan
+                    .spans()
+                    .iter()
+                    .flat_map(|s| [s.start as u64, s.end as u64])
+                    .collect();
+                header = [OK, plan.chunk as u64, spans.len() as u64];
                 root_input = Some(s);
             }
             Err(e) => root_error = Some(e),
@@ -104,7 +114,13 @@ where
     if header[0] != OK {
         return Err(root_error.unwrap_or(MapError::RootFailed));
     }
-    let plan = Plan::new(header[1] as usize, size, Some(header[2] as usize));
+    spans.resize(header[2] as usize, 0);
+    comm.broadcast_u64s(&mut spans);
+    let spans = spans
+        .chunks(2)
+        .map(|s| s[0] as usize..s[1] as usize)
+        .collect();
+    let plan = Plan::over(spans, size, Some(header[1] as usize));
 
     // 2. Scatter to the other ranks.
     let t = Instant::now();
@@ -277,6 +293,7 @@ where
         checksum: collector.checksum(),
         per_rank,
         skipped: Vec::new(), // filled in by the pool
+        interrupted: None,   // collectives cannot stop half-way
     };
     Ok(stats)
 }

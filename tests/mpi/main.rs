@@ -6,5 +6,6 @@
 
 mod errors;
 mod examples;
+mod resume;
 mod util;
 mod workloads;

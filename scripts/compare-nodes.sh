@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# One node or several? Runs the same hpcmap workload on 1 node x P ranks and on
+# K nodes x P/K ranks, each with a network model fitted on that placement, and
+# prints one table plus a verdict: which placement wins, by how much, and why.
+set -euo pipefail
+
+PROG=$(basename "$0")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CLUSTER=$ROOT/scripts/cluster.sh
+BIN=${HPCMAP_BIN:-$ROOT/target/release/hpcmap}
+
+usage() {
+    cat <<EOF
+Usage: scripts/$PROG [--ranks P] [--nodes K] [--rate RATE] [--repeat R]
+                          [--out DIR] [--keep] [--help] [-- WORKLOAD ARGS...]
+
+Runs 'hpcmap run WORKLOAD ARGS' on 1 node x P ranks and on K nodes x P/K ranks
+and prints one table (wall, phases, bytes moved, model vs measured
+communication, communication share of the wall) and a verdict line, e.g.
+  verdict: 1 node x 4 wins by 6.3x: across 2 nodes, moving 48 MB (~32 MB over
+  the link) took 71% of the wall (model: 0.27 s at 12 MB/s)
+
+Options:
+  --ranks P      MPI ranks in both placements (default 4)
+  --nodes K      nodes of the spread placement (default 2; K must divide P)
+  --rate RATE    per-node bandwidth cap of the namespace cluster, as for
+                 'scripts/cluster.sh up --rate' (default 1gbit; 'none': no cap).
+                 Ignored inside a PBS/Slurm allocation.
+  --repeat R     runs per placement; the table shows the run with the median
+                 wall (default 3)
+  --out DIR      where records, models and logs go (default /tmp/hpcmap-compare)
+  --keep         leave the namespace cluster up at the end
+  --pingpong-max-bytes N
+                 largest pingpong message for the cross-node fit (default:
+                 chosen from --rate so that the fit takes a few seconds)
+  --timeout S    limit for each mpirun (default 300 s)
+  -- WORKLOAD ARGS
+                 the workload (default: square --items 4000000, data-heavy)
+  -h, --help     this text
+
+Where the nodes come from:
+  - inside a PBS or Slurm allocation (PBS_NODEFILE or SLURM_JOB_NODELIST set):
+    the first K distinct nodes of the allocation, with plain 'mpirun --host'.
+  - otherwise: the namespace cluster of scripts/cluster.sh, brought up with
+    --nodes K --slots P/K --rate RATE (needs root) and torn down at the end
+    (unless --keep, or it was already up: then its previous settings are
+    restored and it stays up). There every "node" shares this machine's
+    cores, so the comparison isolates the cost of the link. The ranks run
+    with '--mca mpi_yield_when_idle 1': without it, ranks spinning in MPI on
+    the shared cores starve the kernel's packet processing and a cross-node
+    round trip takes milliseconds.
+
+Before the runs of each placement, 'hpcmap bench pingpong' fits a Hockney model
+on that placement (two ranks on one node; two ranks on two different nodes),
+and the runs get it with --network. Everything runs under 'timeout'.
+
+Output in DIR: 1node.jsonl and Knodes.jsonl (one record per run; feed them to
+'hpcmap report'), net-1node.json and net-Knodes.json (the fits),
+*.log (each command's output), table.txt (what is printed).
+
+Environment: HPCMAP_BIN (default target/release/hpcmap), HPCMAP_CLUSTER_DIR.
+EOF
+}
+
+# Messages go to the script's own stderr (fd 3), also from traps that fire
+# while a command's output is redirected to a log.
+exec 3>&2
+die() { echo "$PROG: error: $*" >&3; exit 1; }
+log() { echo "$PROG: $*" >&3; }
+
+# ---------------------------------------------------------------- options
+RANKS=4 NODES=2 RATE=1gbit REPEAT=3 OUT=/tmp/hpcmap-compare KEEP=0 PP_MAX="" TMO=300
+WORKLOAD=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --ranks) RANKS=${2:?--ranks needs a value}; shift 2 ;;
+        --ranks=*) RANKS=${1#*=}; shift ;;
+        --nodes) NODES=${2:?--nodes needs a value}; shift 2 ;;
+        --nodes=*) NODES=${1#*=}; shift ;;
+        --rate) RATE=${2:?--rate needs a value}; shift 2 ;;
+        --rate=*) RATE=${1#*=}; shift ;;
+        --repeat) REPEAT=${2:?--repeat needs a value}; shift 2 ;;
+        --repeat=*) REPEAT=${1#*=}; shift ;;
+        --out) OUT=${2:?--out needs a value}; shift 2 ;;
+        --out=*) OUT=${1#*=}; shift ;;
+        --keep) KEEP=1; shift ;;
+        --pingpong-max-bytes) PP_MAX=${2:?--pingpong-max-bytes needs a value}; shift 2 ;;
+        --pingpong-max-bytes=*) PP_MAX=${1#*=}; shift ;;
+        --timeout) TMO=${2:?--timeout needs a value}; shift 2 ;;
+        --timeout=*) TMO=${1#*=}; shift ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; WORKLOAD=("$@"); break ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+done
+[[ ${#WORKLOAD[@]} -gt 0 ]] || WORKLOAD=(square --items 4000000)
+isint() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1)); }
+isint "$RANKS" || die "--ranks must be a positive integer"
+if ! isint "$NODES" || ((NODES < 2)); then die "--nodes must be at least 2"; fi
+isint "$REPEAT" || die "--repeat must be a positive integer"
+isint "$TMO" || die "--timeout must be a positive number of seconds"
+((RANKS % NODES == 0)) || die "--nodes ($NODES) must divide --ranks ($RANKS)"
+[[ -z $PP_MAX ]] || isint "$PP_MAX" || die "--pingpong-max-bytes must be a positive integer"
+SLOTS=$((RANKS / NODES))
+command -v python3 >/dev/null 2>&1 || die "python3 is needed to read the JSON records"
+command -v timeout >/dev/null 2>&1 || die "timeout (coreutils) is needed"
+
+if [[ -n ${PBS_NODEFILE:-} || -n ${SLURM_JOB_NODELIST:-} ]]; then
+    SOURCE=allocation
+else
+    SOURCE=cluster
+fi
+
+# ---------------------------------------------------------------- cleanup, timeouts
+CLUSTER_STARTED=0 PREV_CLUSTER="" CHILD=""
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    local rc=$?
+    [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null
+    if [[ $SOURCE == cluster ]]; then
+        if [[ -n $PREV_CLUSTER ]]; then
+            # It was up before: put its settings back, leave it up.
+            # shellcheck disable=SC2086 # PREV_CLUSTER is a list of options
+            timeout 120 "$CLUSTER" up $PREV_CLUSTER >/dev/null 2>&1 ||
+                log "warning: could not restore the cluster ($PREV_CLUSTER)"
+        elif ((CLUSTER_STARTED && !KEEP)); then
+            timeout 120 "$CLUSTER" down >/dev/null 2>&1 || log "warning: 'cluster.sh down' failed"
+        elif ((CLUSTER_STARTED)); then
+            log "cluster left up (--keep); tear it down with: scripts/cluster.sh down"
+        fi
+    fi
+    exit "$rc"
+}
+# shellcheck disable=SC2317 # invoked by the INT/TERM traps
+interrupted() {
+    log "interrupted"
+    exit 130
+}
+trap cleanup EXIT
+trap interrupted INT TERM
+
+# t SECS CMD...: CMD under timeout, in the background so that a signal reaches
+# the traps at once and they can stop it by its pid.
+t() {
+    timeout -k 10 "$1" "${@:2}" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    return "$rc"
+}
+
+# ---------------------------------------------------------------- binary, MPI
+if [[ ! -x $BIN ]]; then
+    log "building $BIN (cargo build --release)"
+    (cd "$ROOT" && t 900 cargo build --release -q) || die "build failed"
+fi
+[[ -x $BIN ]] || die "binary $BIN missing"
+command -v mpirun >/dev/null 2>&1 || die "mpirun not found (apt-get install openmpi-bin)"
+if [[ $(id -u) -eq 0 ]]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+# The one-node placement puts P ranks on one node whatever its slot count.
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+mkdir -p "$OUT"
+ONE=1node MANY=${NODES}nodes
+rm -f "$OUT/$ONE.jsonl" "$OUT/$MANY.jsonl" "$OUT/net-$ONE.json" "$OUT/net-$MANY.json" \
+    "$OUT"/*.log "$OUT/table.txt"
+
+# ---------------------------------------------------------------- nodes
+LAUNCH=()
+HOSTS=()
+if [[ $SOURCE == allocation ]]; then
+    if [[ -n ${PBS_NODEFILE:-} ]]; then
+        [[ -r $PBS_NODEFILE ]] || die "PBS_NODEFILE=$PBS_NODEFILE is not readable"
+        mapfile -t HOSTS < <(awk 'NF && !seen[$1]++ {print $1}' "$PBS_NODEFILE")
+        where="PBS allocation ($PBS_NODEFILE)"
+    else
+        command -v scontrol >/dev/null 2>&1 || die "SLURM_JOB_NODELIST is set but scontrol is missing"
+        mapfile -t HOSTS < <(timeout 30 scontrol show hostnames "$SLURM_JOB_NODELIST" | awk 'NF && !seen[$1]++')
+        where="Slurm allocation ($SLURM_JOB_NODELIST)"
+    fi
+    ((${#HOSTS[@]} >= NODES)) ||
+        die "the $where has ${#HOSTS[@]} node(s) (${HOSTS[*]:-none}); need $NODES"
+    HOSTS=("${HOSTS[@]:0:NODES}")
+    LAUNCH=(mpirun)
+    LINK="$where"
+else
+    [[ $(id -u) -eq 0 ]] || die "the namespace cluster needs root (or run inside a PBS/Slurm allocation)"
+    state=${HPCMAP_CLUSTER_DIR:-/tmp/hpcmap-cluster}
+    if timeout 30 "$CLUSTER" status >/dev/null 2>&1 && [[ -f $state/cluster.env ]]; then
+        PREV_CLUSTER=$(
+            # shellcheck disable=SC1091
+            . "$state/cluster.env"
+            echo "--nodes ${NODES:-2} --slots ${SLOTS:-2} --rate ${RATE:-none}"
+        )
+        log "cluster already up ($PREV_CLUSTER); reconfiguring it for this comparison, restored at the end"
+    fi
+    log "cluster up: $NODES nodes x $SLOTS slots, cap $RATE"
+    CLUSTER_STARTED=1
+    t 120 "$CLUSTER" up --nodes "$NODES" --slots "$SLOTS" --rate "$RATE" >"$OUT/cluster-up.log" 2>&1 ||
+        { tail -20 "$OUT/cluster-up.log" >&3; die "scripts/cluster.sh up failed"; }
+    for ((i = 1; i <= NODES; i++)); do HOSTS+=("node$i"); done
+    LAUNCH=("$CLUSTER" exec --mca mpi_yield_when_idle 1)
+    LINK="namespace cluster, cap $RATE per node (tc tbf); all nodes share this machine's $(nproc) cores"
+fi
+
+one_hosts="${HOSTS[0]}:$RANKS"
+many_hosts=$(printf "%s:$SLOTS," "${HOSTS[@]}")
+many_hosts=${many_hosts%,}
+pp_one_hosts="${HOSTS[0]}:2"
+pp_many_hosts="${HOSTS[0]}:1,${HOSTS[1]}:1"
+LABEL_ONE="1 node x $RANKS"
+LABEL_MANY="$NODES nodes x $SLOTS"
+
+# Largest pingpong message across nodes: the benchmark moves ~128 MB per size
+# (and per repetition) above 16 KiB, which takes 10 s a size at 100mbit. Keep
+# one repetition under ~3 s at the cap.
+if [[ -z $PP_MAX ]]; then
+    PP_MAX=$(python3 - "$([[ $SOURCE == cluster ]] && echo "$RATE" || echo none)" <<'EOF'
+import re, sys
+rate = sys.argv[1].lower()
+m = re.fullmatch(r"([0-9.]+)([kmgt]?)(bit|bps)", rate)
+if not m:
+    print(1 << 20)  # uncapped or unknown link: up to 1 MiB
+    sys.exit()
+scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2)]
+bytes_per_s = float(m.group(1)) * scale / (8 if m.group(3) == "bit" else 1)
+def moved(size):  # bytes one repetition of one size moves: 2 x rounds x size
+    rounds = min(max(64 * 1024 * 1024 // size, 8), 2000)
+    return 2 * rounds * size
+budget, total, size, best = 3 * bytes_per_s, 0, 1, 1024
+while size <= 64 << 20:
+    total += moved(size)
+    if total > budget:
+        break
+    best, size = size, size * 2
+print(max(best, 1024))
+EOF
+    )
+fi
+
+# ---------------------------------------------------------------- pingpong fits
+# pingpong TAG HOSTLIST MAXBYTES REPEAT SAME|DIFFERENT
+pingpong() {
+    local tag=$1 hosts=$2 maxb=$3 rep=$4 want=$5 line a b
+    log "pingpong on $tag (--host $hosts, up to $maxb bytes)"
+    if ! t "$TMO" "${LAUNCH[@]}" --host "$hosts" -n 2 "$BIN" bench pingpong \
+        --max-bytes "$maxb" --repeat "$rep" --save "$OUT/net-$tag.json" >"$OUT/pingpong-$tag.log" 2>&1; then
+        tail -20 "$OUT/pingpong-$tag.log" >&3
+        die "pingpong on $tag failed or timed out (log: $OUT/pingpong-$tag.log)"
+    fi
+    line=$(grep -m1 '^pingpong: rank 0 on' "$OUT/pingpong-$tag.log" || true)
+    a=$(sed -n 's/^pingpong: rank 0 on \([^ ]*\) <-> rank 1 on \([^ ,]*\).*/\1/p' <<<"$line")
+    b=$(sed -n 's/^pingpong: rank 0 on \([^ ]*\) <-> rank 1 on \([^ ,]*\).*/\2/p' <<<"$line")
+    [[ -n $a && -n $b ]] || die "pingpong on $tag: no 'rank 0 on X <-> rank 1 on Y' line"
+    if [[ $want == SAME && $a != "$b" ]] || [[ $want == DIFFERENT && $a == "$b" ]]; then
+        die "pingpong on $tag measured $a <-> $b, not the intended placement"
+    fi
+    log "  $line; $(grep -m1 '^hockney:' "$OUT/pingpong-$tag.log")"
+}
+pingpong "$ONE" "$pp_one_hosts" $((16 << 20)) 3 SAME
+pingpong "$MANY" "$pp_many_hosts" "$PP_MAX" 1 DIFFERENT
+
+# ---------------------------------------------------------------- runs
+# run TAG HOSTLIST I
+run() {
+    local tag=$1 hosts=$2 i=$3
+    if ! t "$TMO" "${LAUNCH[@]}" --host "$hosts" -n "$RANKS" "$BIN" run "${WORKLOAD[@]}" \
+        --json "$OUT/$tag.jsonl" --quiet --network "$OUT/net-$tag.json" >"$OUT/run-$tag-$i.log" 2>&1; then
+        tail -20 "$OUT/run-$tag-$i.log" >&3
+        die "run $i on $tag failed or timed out (log: $OUT/run-$tag-$i.log)"
+    fi
+}
+log "running '${WORKLOAD[*]}' $REPEAT time(s) per placement, alternating: $LABEL_ONE (--host $one_hosts), $LABEL_MANY (--host $many_hosts)"
+for ((i = 1; i <= REPEAT; i++)); do
+    run "$ONE" "$one_hosts" "$i"
+    run "$MANY" "$many_hosts" "$i"
+done
+
+# ---------------------------------------------------------------- table, verdict
+python3 - "$OUT" "$ONE" "$MANY" "$LABEL_ONE" "$LABEL_MANY" "$NODES" "$RANKS" "$REPEAT" "$LINK" \
+    "${WORKLOAD[*]}" <<'EOF' | tee "$OUT/table.txt"
+import json, statistics, sys
+
+out, one, many, label_one, label_many, nodes, ranks, repeat, link, workload = sys.argv[1:]
+nodes, ranks, repeat = int(nodes), int(ranks), int(repeat)
+
+def records(tag):
+    with open(f"{out}/{tag}.jsonl") as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    if len(recs) != repeat:
+        sys.exit(f"compare-nodes: {tag}.jsonl has {len(recs)} records, expected {repeat}")
+    for r in recs:
+        if r.get("ranks") != ranks:
+            sys.exit(f"compare-nodes: {tag}: a record has ranks={r.get('ranks')}, expected {ranks}")
+    # The run with the median wall (the lower middle for an even count), so that
+    # its phases add up to the wall shown.
+    recs.sort(key=lambda r: r["wall_s"])
+    return recs, recs[(len(recs) - 1) // 2]
+
+def secs(x):
+    if x is None:
+        return "-"
+    if x >= 1:
+        return f"{x:.3f} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:.1f} ms"
+    return f"{x * 1e6:.0f} us"
+
+def mb(n):
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+cols = []
+for tag, label in ((one, label_one), (many, label_many)):
+    recs, r = records(tag)
+    got_nodes = len(set(r.get("hosts") or []))
+    want = 1 if tag == one else nodes
+    if got_nodes != want:
+        sys.exit(f"compare-nodes: {label}: the run used {got_nodes} host(s) {r.get('hosts')}, expected {want}")
+    ph = r["phases"]
+    comm = ph["scatter"] + ph["gather"]
+    model = r.get("model") or {}
+    moved = r["bytes_scattered"] + r["bytes_gathered"]
+    walls = [x["wall_s"] for x in recs]
+    cols.append(dict(
+        label=label, r=r, comm=comm, model=model, moved=moved,
+        walls=walls, wall=statistics.median(walls),
+        hosts=",".join(dict.fromkeys(r.get("hosts") or [])),
+    ))
+
+def row(name, f):
+    return [name] + [f(c) for c in cols]
+
+spread = lambda c: f" ({secs(min(c['walls']))}..{secs(max(c['walls']))})" if len(c["walls"]) > 1 else ""
+rows = [
+    row("placement", lambda c: c["label"]),
+    row("hosts", lambda c: c["hosts"]),
+    row(f"wall (median of {repeat})", lambda c: secs(c["wall"]) + spread(c)),
+    row("  serialize", lambda c: secs(c["r"]["phases"]["serialize"])),
+    row("  scatter", lambda c: secs(c["r"]["phases"]["scatter"])),
+    row("  compute (max)", lambda c: secs(c["r"]["phases"]["compute"]["max"])),
+    row("  wait", lambda c: secs(c["r"]["phases"]["wait"])),
+    row("  gather", lambda c: secs(c["r"]["phases"]["gather"])),
+    row("  assemble", lambda c: secs(c["r"]["phases"]["assemble"])),
+    row("bytes moved (scatter+gather)", lambda c: mb(c["moved"])),
+    row("network model (pingpong fit)", lambda c: (
+        f"{c['model']['alpha'] * 1e6:.1f} us + {1e-6 / c['model']['beta']:.0f} MB/s"
+        if c["model"].get("beta") else "-")),
+    row("model: predicted comm", lambda c: secs(c["model"].get("predicted_comm_s"))),
+    row("measured comm (scatter+gather)", lambda c: secs(c["comm"])),
+    row("communication share of wall", lambda c: f"{100 * c['comm'] / c['r']['wall_s']:.0f}%"),
+]
+w0 = max(len(x[0]) for x in rows)
+ws = [max(len(x[i]) for x in rows) for i in range(1, len(cols) + 1)]
+print(f"workload: {workload}; {ranks} ranks; {link}")
+for i, x in enumerate(rows):
+    print(f"{x[0]:<{w0}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(x[1:], ws)))
+    if i == 0:
+        print("-" * (w0 + sum(w + 2 for w in ws)))
+
+a, b = cols
+fast, slow = (a, b) if a["wall"] <= b["wall"] else (b, a)
+ratio = slow["wall"] / fast["wall"] if fast["wall"] > 0 else float("inf")
+m = b  # the spread placement: where the link is
+share = 100 * m["comm"] / m["r"]["wall_s"]
+# Static schedule: the root keeps its share; of what it sends and receives,
+# the ranks on other nodes account for (ranks - ranks_per_node) / (ranks - 1).
+over_link = m["moved"] * (ranks - ranks // nodes) / max(ranks - 1, 1)
+why_model = ""
+if m["model"].get("beta"):
+    why_model = (f" (model: {secs(m['model']['predicted_comm_s'])} at "
+                 f"{1e-6 / m['model']['beta']:.0f} MB/s)")
+moving = f"moving {mb(m['moved'])} (~{mb(over_link)} over the link)"
+if ratio < 1.05:
+    verdict = (f"verdict: {fast['label']} is faster, but only by {ratio:.2f}x (a tie within noise): "
+               f"across {nodes} nodes, {moving} took {share:.0f}% of the wall{why_model}")
+elif fast is a:
+    verdict = (f"verdict: {fast['label']} wins by {ratio:.1f}x: across {nodes} nodes, "
+               f"{moving} took {share:.0f}% of the wall{why_model}")
+else:
+    verdict = (f"verdict: {fast['label']} wins by {ratio:.1f}x: across {nodes} nodes, "
+               f"{moving} took only {share:.0f}% of the wall{why_model}, "
+               f"so spreading the ranks costs little")
+print(verdict)
+print(f"records: {out}/{one}.jsonl {out}/{many}.jsonl (hpcmap report ...); models: {out}/net-*.json")
+EOF

@@ -1,0 +1,233 @@
+//! Journaled runs killed at random points (SIGKILL to mpirun, SIGKILL to one
+//! rank, SIGTERM and SIGUSR1 as a walltime would) resume to the answer,
+//! checksum and output bytes of an uninterrupted run; damaged and foreign
+//! journals get the documented behaviour. (mpirun answers SIGTERM by killing
+//! the job and exiting 1, whatever the ranks do; the PBS templates therefore
+//! pass a walltime SIGTERM on as SIGUSR1, which mpirun forwards as is.)
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hpcmap::workloads::rng::SplitMix64;
+
+use crate::util::{Run, hpcmap, hpcmap_run, temp_dir};
+
+const WORK: [&str; 7] = ["spin", "--items", "6000", "--micros", "300", "--skew", "1"];
+
+fn start(ranks: usize, args: &[String]) -> Child {
+    Command::new("mpirun")
+        .arg("-n")
+        .arg(ranks.to_string())
+        .arg(hpcmap())
+        .arg("run")
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun starts")
+}
+
+/// Waits for `child` at most `limit`; a job that does not end is a hang.
+fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("job did not end within {limit:?} after the kill: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids of the ranks (not mpirun) whose command line mentions `marker`.
+fn ranks_of(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let program = cmdline.split('\0').next().unwrap_or("");
+        if cmdline.contains(marker) && program.ends_with("/hpcmap") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Ends whatever is left of a killed job (ranks orphaned by a dead mpirun).
+fn reap(marker: &str) {
+    for _ in 0..50 {
+        let left = ranks_of(marker);
+        if left.is_empty() {
+            return;
+        }
+        left.iter().for_each(|&p| signal(p, "KILL"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("ranks of {marker} would not die");
+}
+
+fn args(schedule: &str, journal: &Path, results: &Path, resume: bool) -> Vec<String> {
+    let mut a: Vec<String> = WORK.iter().map(|s| s.to_string()).collect();
+    a.extend(["--schedule", schedule, "--journal"].map(String::from));
+    a.push(journal.display().to_string());
+    a.push("--results".into());
+    a.push(results.display().to_string());
+    if resume {
+        a.push("--resume".into());
+    }
+    a
+}
+
+fn answer_and_checksum(r: &Run) -> (String, String) {
+    (r.field("answer"), r.field("checksum"))
+}
+
+#[test]
+fn killed_runs_resume_to_identical_results() {
+    let dir = temp_dir("resume");
+    let reference_results = dir.join("reference.jsonl");
+    let reference = hpcmap_run(
+        2,
+        &[
+            &WORK[..],
+            &["--results", reference_results.to_str().unwrap()],
+        ]
+        .concat(),
+    )
+    .ok();
+    let expected = answer_and_checksum(&reference);
+    let expected_bytes = std::fs::read(&reference_results).unwrap();
+    let mut rng = SplitMix64::for_item(2026, 11);
+    let mut case = 0;
+    for ranks in [2, 4] {
+        for schedule in ["dynamic", "guided", "static"] {
+            for how in ["KILL mpirun", "KILL rank", "TERM mpirun", "USR1 mpirun"] {
+                case += 1;
+                let journal = dir.join(format!("journal-{case}"));
+                let results = dir.join(format!("results-{case}.jsonl"));
+                let marker = journal.display().to_string();
+                let mut child = start(ranks, &args(schedule, &journal, &results, false));
+                // The whole run takes about 1-2 s: kill somewhere in it.
+                let delay = 300 + rng.next_u64() % 900;
+                std::thread::sleep(Duration::from_millis(delay));
+                match how {
+                    "KILL mpirun" => signal(child.id(), "KILL"),
+                    "TERM mpirun" => signal(child.id(), "TERM"),
+                    "USR1 mpirun" => signal(child.id(), "USR1"),
+                    _ => {
+                        let victims = ranks_of(&marker);
+                        if let Some(&pid) = victims.last() {
+                            signal(pid, "KILL");
+                        }
+                    }
+                }
+                let code = wait(&mut child, Duration::from_secs(20));
+                reap(&marker);
+                if how == "USR1 mpirun" && schedule != "static" {
+                    // mpirun passes SIGUSR1 on; the root winds down and exits
+                    // 75: resumable (or the run had just finished).
+                    assert!(
+                        matches!(code, Some(75) | Some(0)),
+                        "{how} {schedule}: exit {code:?}"
+                    );
+                }
+                let resumed = hpcmap_run(
+                    ranks,
+                    &args(schedule, &journal, &results, true)
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                )
+                .ok();
+                let what = format!("{how} after {delay} ms, {schedule}, {ranks} ranks");
+                assert_eq!(answer_and_checksum(&resumed), expected, "{what}");
+                assert!(
+                    std::fs::read(&results).unwrap() == expected_bytes,
+                    "{what}: --results differ"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn damaged_and_foreign_journals() {
+    let dir = temp_dir("damaged");
+    let journal = dir.join("j");
+    let results = dir.join("r.jsonl");
+    let base: Vec<String> = args("dynamic", &journal, &results, false);
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+        a.extend_from_slice(extra);
+        hpcmap_run(2, &a)
+    };
+    let full = run(&[]).ok();
+    let expected = answer_and_checksum(&full);
+    let file = journal.join("journal.hpcmap");
+    let pristine = std::fs::read(&file).unwrap();
+
+    // A journal with records is not silently restarted.
+    let r = run(&[]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("pass --resume"), "{}", r.stderr);
+
+    // Torn last record (killed mid-write): dropped, recomputed, same answer.
+    std::fs::write(&file, &pristine[..pristine.len() - 5]).unwrap();
+    let r = run(&["--resume"]).ok();
+    assert!(r.stderr.contains("torn or corrupt record"), "{}", r.stderr);
+    assert_eq!(answer_and_checksum(&r), expected);
+
+    // One corrupt byte in the middle: that record and the rest are recomputed.
+    let mut corrupt = pristine.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0x55;
+    std::fs::write(&file, &corrupt).unwrap();
+    let r = run(&["--resume"]).ok();
+    assert!(r.stderr.contains("torn or corrupt record"), "{}", r.stderr);
+    assert_eq!(answer_and_checksum(&r), expected);
+
+    // Another run's journal (different parameters) is refused.
+    std::fs::write(&file, &pristine).unwrap();
+    let mut other: Vec<&str> = base.iter().map(String::as_str).collect();
+    other[2] = "5000";
+    other.push("--resume");
+    let r = hpcmap_run(2, &other);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("written by a different run"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        pristine,
+        "a refused journal is left untouched"
+    );
+
+    // --resume without --journal is a usage error.
+    let r = hpcmap_run(2, &["square", "--resume"]);
+    assert_eq!(r.code, Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
