@@ -431,14 +431,14 @@ where
         let mut batch = 1usize;
         loop {
             self.poll(collector);
-            if self.interrupted.is_none() {
-                if let Some(signal) = interrupt::requested() {
-                    // Walltime warning: hand out nothing more, collect (and
-                    // journal) what is in flight, then stop the workers.
-                    tracing::warn!("{signal}: stopping; collecting the chunks in flight");
-                    self.interrupted = Some(signal);
-                    self.dispenser.stop();
-                }
+            if self.interrupted.is_none()
+                && let Some(signal) = interrupt::requested()
+            {
+                // Walltime warning: hand out nothing more, collect (and
+                // journal) what is in flight, then stop the workers.
+                tracing::warn!("{signal}: stopping; collecting the chunks in flight");
+                self.interrupted = Some(signal);
+                self.dispenser.stop();
             }
             if let Some(range) = self.next_chunk() {
                 batch = self.map_own(range, batch, f, collector);
