@@ -173,10 +173,10 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     let mut results_file = prepared.as_mut().and_then(|p| p.results.take());
     let mut write_error = None;
     let sink = |index: usize, result: W::Output| {
-        if let Some(out) = results_file.as_mut().map(PendingFile::writer) {
-            if write_error.is_none() {
-                write_error = json::write_item(index, &result, out).err();
-            }
+        if let Some(out) = results_file.as_mut().map(PendingFile::writer)
+            && write_error.is_none()
+        {
+            write_error = json::write_item(index, &result, out).err();
         }
         w.absorb(&mut summary, index, result);
     };
