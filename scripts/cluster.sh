@@ -177,13 +177,9 @@ EOF
     cat >"$STATE_DIR/mpirun" <<EOF
 #!/bin/sh
 # mpirun on the hpcmap namespace cluster (started inside node1 as host node1).
-# mpi_yield_when_idle: all "nodes" share this machine's cores; ranks that spin
-# in MPI polling starve the kernel's packet processing, and small messages
-# between nodes then take milliseconds or stall. Yielding keeps TCP moving.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 exec ip netns exec node1 unshare --uts sh -c 'hostname node1; exec "\$@"' sh \\
     mpirun --hostfile "$STATE_DIR/hostfile" \\
-    --mca mpi_yield_when_idle 1 \\
     --mca plm_rsh_agent "$STATE_DIR/rsh-agent" \\
     --mca btl tcp,self,vader --mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 \\
     "\$@"

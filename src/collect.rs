@@ -212,9 +212,11 @@ impl<'j, S> Collector<'j, S> {
             });
         }
         if !outcome.complete {
-            // The chunk stopped at a failure: its results are incomplete and
-            // the map ends in an error, so they are not handed on.
-            self.aborted = true;
+            // The chunk stopped early: at a failure (the map ends in an
+            // error) or abandoned (walltime signal): its results are not
+            // handed on, and a resumed run computes them again.
+            self.aborted |= !outcome.failures.is_empty();
+            self.done -= count;
             return;
         }
         let items = &payload[used..];

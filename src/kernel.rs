@@ -16,12 +16,15 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::codec;
 use crate::failure::{catch_item, clear_current_item, fatal};
+use crate::interrupt;
 use crate::schedule::OnError;
 
 /// How a chunk went: which items failed, and whether every item was tried.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// False when the chunk stopped at a failure (abort policy): its results are incomplete.
+    /// False when the chunk stopped early: at a failure (abort policy; then
+    /// `failures` says which), or abandoned for a walltime signal or after
+    /// an earlier failure (no failures). Its results are not used.
     pub complete: bool,
     /// Failed items: global index and panic message.
     pub failures: Vec<(u64, String)>,
@@ -103,6 +106,11 @@ impl Kernel {
         match &self.pool {
             None => {
                 for (i, item) in items.into_iter().enumerate() {
+                    // Every 64 items: cheap, and soon enough for a walltime signal.
+                    if i % 64 == 0 && interrupt::requested().is_some() {
+                        batch.outcome.complete = false;
+                        break;
+                    }
                     match attempt(first + i, item) {
                         Ok(u) => batch.results.push(u),
                         Err(message) => {
@@ -123,7 +131,10 @@ impl Kernel {
                         .into_par_iter()
                         .enumerate()
                         .map(|(i, item)| {
-                            if stop.load(Ordering::Relaxed) {
+                            if stop.load(Ordering::Relaxed)
+                                || (i % 64 == 0 && interrupt::requested().is_some())
+                            {
+                                stop.store(true, Ordering::Relaxed);
                                 return None;
                             }
                             let result = attempt(first + i, item);

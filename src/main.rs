@@ -56,9 +56,13 @@ fn main() -> ExitCode {
     };
     logging::init(pool.rank());
     warn_if_threads_share_cores(config.threads);
-    // Every rank: a walltime signal must not kill a worker mid-message; the
-    // root decides how to wind down.
-    if let Err(e) = hpcmap::interrupt::install() {
+    // Dynamic and guided runs wind down on a walltime signal: on every rank
+    // it must not kill a worker mid-message; the root decides. A static run
+    // cannot stop half-way through its collectives, so it keeps the default
+    // (the signal ends it at once).
+    if config.map.schedule != hpcmap::Schedule::Static
+        && let Err(e) = hpcmap::interrupt::install()
+    {
         eprintln!("hpcmap: warning: cannot handle SIGTERM/SIGUSR1: {e}");
     }
 

@@ -250,6 +250,7 @@ check_eq "array.pbs outside an array job exits 2" 2 "$rc"
 # Signal forwarding: SIGTERM to the job shell (PBS at the walltime) reaches mpirun.
 (cd / && exec env -u SLURM_JOB_ID PBS_NODEFILE="$WORK/nodefile2" PBS_O_WORKDIR="$PBSW" \
     PBS_JOBID=4247.pbsserver HPCMAP_BIN="$BIN" WORKLOAD=spin ITEMS=1000000 MICROS=1000 \
+    EXTRA_ARGS="--schedule dynamic --journal $WORK/pbs-journal" \
     bash "$REPO/pbs/map.pbs") >"$WORK/pbs-signal.log" 2>&1 &
 SIGPID=$!
 for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-signal.log" && break; sleep 0.1; done
@@ -265,6 +266,8 @@ else
 fi
 wait "$SIGPID" 2>/dev/null
 check "PBS branch: SIGTERM forwarded to mpirun" grep -q "received SIGTERM; forwarding to mpirun" "$WORK/pbs-signal.log"
+check "PBS branch: the interrupted run exits 75 (resumable)" grep -q "mpirun exit code 75" "$WORK/pbs-signal.log"
+check "PBS branch: what was done is journaled" test -s "$WORK/pbs-journal/journal.hpcmap"
 
 # --- wait for the Slurm jobs with the scheduler's own commands ------------------------------
 TERMINAL='COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED'
