@@ -214,31 +214,11 @@ pp_many_hosts="${HOSTS[0]}:1,${HOSTS[1]}:1"
 LABEL_ONE="1 node x $RANKS"
 LABEL_MANY="$NODES nodes x $SLOTS"
 
-# Largest pingpong message across nodes: the benchmark moves ~128 MB per size
-# (and per repetition) above 16 KiB, which takes 10 s a size at 100mbit. Keep
-# one repetition under ~3 s at the cap.
+# Largest pingpong message: 1 MiB. Each size takes at least ~0.1 s or 8 round
+# trips, so the sweep stays within seconds even at 100mbit, and messages well
+# past a tbf cap's 256 kB burst measure the link's real bandwidth.
 if [[ -z $PP_MAX ]]; then
-    PP_MAX=$(python3 - "$([[ $SOURCE == cluster ]] && echo "$RATE" || echo none)" <<'EOF'
-import re, sys
-rate = sys.argv[1].lower()
-m = re.fullmatch(r"([0-9.]+)([kmgt]?)(bit|bps)", rate)
-if not m:
-    print(1 << 20)  # uncapped or unknown link: up to 1 MiB
-    sys.exit()
-scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2)]
-bytes_per_s = float(m.group(1)) * scale / (8 if m.group(3) == "bit" else 1)
-def moved(size):  # bytes one repetition of one size moves: 2 x rounds x size
-    rounds = min(max(64 * 1024 * 1024 // size, 8), 2000)
-    return 2 * rounds * size
-budget, total, size, best = 3 * bytes_per_s, 0, 1, 1024
-while size <= 64 << 20:
-    total += moved(size)
-    if total > budget:
-        break
-    best, size = size, size * 2
-print(max(best, 1024))
-EOF
-    )
+    PP_MAX=$((1 << 20))
 fi
 
 # ---------------------------------------------------------------- pingpong fits

@@ -16,14 +16,14 @@ use hpcmap::report::model::{Hockney, Sample};
 /// Time one repetition of a size should take: long enough to average over
 /// many round trips, short enough that a slow link (100 Mbit/s) does not make
 /// the sweep take minutes.
-const TARGET_S: f64 = 0.02;
+const TARGET_S: f64 = 0.1;
 
 /// Round trips for the next size, from the one-way time of the previous size
-/// (`None` for the first): about [`TARGET_S`] of traffic, 4 to 2000 trips.
+/// (`None` for the first): about [`TARGET_S`] of traffic, 8 to 2000 trips.
 fn rounds(previous_one_way: Option<f64>) -> usize {
     match previous_one_way {
         // Twice the size, twice the time at most; a round trip is two ways.
-        Some(t) if t > 0.0 => (TARGET_S / (4.0 * t)).clamp(4.0, 2000.0) as usize,
+        Some(t) if t > 0.0 => (TARGET_S / (4.0 * t)).clamp(8.0, 2000.0) as usize,
         _ => 2000,
     }
 }
@@ -136,7 +136,7 @@ mod tests {
     fn rounds_follow_the_previous_size() {
         assert_eq!(rounds(None), 2000);
         assert_eq!(rounds(Some(1e-7)), 2000);
-        assert_eq!(rounds(Some(1e-4)), 50);
-        assert_eq!(rounds(Some(1.0)), 4);
+        assert_eq!(rounds(Some(1e-4)), 250);
+        assert_eq!(rounds(Some(1.0)), 8);
     }
 }

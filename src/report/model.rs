@@ -59,6 +59,16 @@ impl Hockney {
                 (sw * swnt - swn * swt) / det,
             )
         };
+        // Noisy samples (a shaped link's burst, a busy machine) can tilt the
+        // line below zero; neither a negative latency nor a negative time per
+        // byte means anything, so refit with that term held at zero.
+        let (alpha, beta) = if beta < 0.0 {
+            (swt / sw.max(f64::MIN_POSITIVE), 0.0)
+        } else if alpha < 0.0 {
+            (0.0, swnt / swnn.max(f64::MIN_POSITIVE))
+        } else {
+            (alpha, beta)
+        };
         Hockney {
             alpha,
             beta,
@@ -178,6 +188,28 @@ mod tests {
             "{fit:?}"
         );
         assert!((fit.beta - truth.beta).abs() / truth.beta < 1e-6, "{fit:?}");
+    }
+
+    #[test]
+    fn noisy_samples_never_give_negative_terms() {
+        let samples = |pairs: &[(u64, f64)]| -> Vec<Sample> {
+            pairs
+                .iter()
+                .map(|&(bytes, seconds)| Sample { bytes, seconds })
+                .collect()
+        };
+        // Bigger messages measured faster than small ones: a falling line.
+        let fit = Hockney::fit(
+            &samples(&[(1, 4e-3), (1024, 3e-3), (4096, 2e-3)]),
+            String::new(),
+        );
+        assert!(fit.alpha > 0.0 && fit.beta == 0.0, "{fit:?}");
+        // Steeper than proportional: the intercept would come out negative.
+        let fit = Hockney::fit(
+            &samples(&[(1000, 1e-6), (2000, 4e-6), (4000, 12e-6)]),
+            String::new(),
+        );
+        assert!(fit.alpha == 0.0 && fit.beta > 0.0, "{fit:?}");
     }
 
     #[test]
