@@ -109,6 +109,30 @@ pub fn decode_each<T: DeserializeOwned>(
     Ok(bytes.len() - rest.len())
 }
 
+/// Decodes up to `count` items from the front of `bytes`, calling
+/// `each(item, its encoding)` for every one until it returns false; returns
+/// the bytes of the items handed to `each`.
+///
+/// # Errors
+/// When the bytes hold fewer items or bytes that are not a `T`.
+pub fn decode_while<T: DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+    mut each: impl FnMut(T, &[u8]) -> bool,
+) -> Result<usize, CodecError> {
+    let mut rest = bytes;
+    for i in 0..count {
+        let (item, used) = bincode::serde::decode_from_slice(rest, config())
+            .map_err(|e| CodecError::Malformed(format!("item {i} of {count}: {e}")))?;
+        let (encoding, tail) = rest.split_at(used);
+        rest = tail;
+        if !each(item, encoding) {
+            break;
+        }
+    }
+    Ok(bytes.len() - rest.len())
+}
+
 /// Decodes `count` items from the front of `bytes`, appending them to `out`;
 /// returns how many bytes they took.
 ///

@@ -36,8 +36,15 @@ pub fn catch_item<T, U>(
     f: &(impl Fn(T) -> U + ?Sized),
 ) -> Result<U, String> {
     set_current_item(index);
+    catch(|| f(item))
+}
+
+/// Runs `run`, catching a panic in it: `Err(message)` then (with the panic's
+/// location). One catch can cover a whole batch of items; the caller knows
+/// which item was running.
+pub fn catch<R>(run: impl FnOnce() -> R) -> Result<R, String> {
     CATCHING.with(|c| c.set(true));
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(item)));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
     CATCHING.with(|c| c.set(false));
     outcome.map_err(|payload| {
         CAUGHT

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::codec;
-use crate::failure::{catch_item, clear_current_item, fatal};
+use crate::failure::{catch, catch_item, clear_current_item, fatal};
 use crate::interrupt;
 use crate::schedule::OnError;
 
@@ -105,19 +105,47 @@ impl Kernel {
         };
         match &self.pool {
             None => {
-                for (i, item) in items.into_iter().enumerate() {
-                    // Every 64 items: cheap, and soon enough for a walltime signal.
-                    if i % 64 == 0 && interrupt::requested().is_some() {
-                        batch.outcome.complete = false;
-                        break;
-                    }
-                    match attempt(first + i, item) {
-                        Ok(u) => batch.results.push(u),
+                // One catch covers the run of items up to a panic (a catch
+                // per item costs more than mapping a cheap item); after one,
+                // the failed item is retried or recorded and the run goes on.
+                let mut items = items.into_iter().enumerate();
+                loop {
+                    let mut current = 0;
+                    let results = &mut batch.results;
+                    let run = catch(|| {
+                        for (i, item) in items.by_ref() {
+                            // Every 64 items: cheap, and soon enough for a walltime signal.
+                            if i % 64 == 0 && interrupt::requested().is_some() {
+                                return false;
+                            }
+                            current = i;
+                            results.push(f(item));
+                        }
+                        true
+                    });
+                    match run {
+                        Ok(true) => break,
+                        Ok(false) => {
+                            batch.outcome.complete = false;
+                            break;
+                        }
                         Err(message) => {
-                            batch.outcome.failures.push(((first + i) as u64, message));
-                            if !skip {
-                                batch.outcome.complete = false;
-                                break;
+                            let index = first + current;
+                            let retried = match policy {
+                                OnError::Retry(n) => {
+                                    (0..n).find_map(|_| catch_item(index, again(index), f).ok())
+                                }
+                                _ => None,
+                            };
+                            match retried {
+                                Some(u) => batch.results.push(u),
+                                None => {
+                                    batch.outcome.failures.push((index as u64, message));
+                                    if !skip {
+                                        batch.outcome.complete = false;
+                                        break;
+                                    }
+                                }
                             }
                         }
                     }
@@ -217,12 +245,100 @@ impl Kernel {
         U: Serialize + Send,
         F: Fn(T) -> U + Sync,
     {
-        let (items, used) = self.decode::<T>(bytes, first, count);
         let again = |index: usize| Self::redecode::<T>(bytes, first, index);
-        let batch = self.map_items(items, first, f, policy, &again);
+        let (batch, used) = if self.pool.is_some() {
+            let (items, used) = self.decode::<T>(bytes, first, count);
+            (self.map_items(items, first, f, policy, &again), used)
+        } else {
+            self.stream_chunk(bytes, first, count, f, policy, &again)
+        };
         let before = out.len();
         self.encode_payload(&batch, first, out);
         (used, out.len() - before, batch.outcome.complete)
+    }
+
+    /// The one-thread path of [`Kernel::map_chunk`]: decodes and maps item by
+    /// item, so no vector of decoded items is ever built (for cheap items
+    /// that allocation and its page faults cost as much as the mapping).
+    /// Returns the batch and the input bytes it used.
+    fn stream_chunk<T, U, F>(
+        &self,
+        bytes: &[u8],
+        first: usize,
+        count: usize,
+        f: &F,
+        policy: OnError,
+        again: &(dyn Fn(usize) -> T + Sync),
+    ) -> (Batch<U>, usize)
+    where
+        T: DeserializeOwned,
+        F: Fn(T) -> U,
+    {
+        let mut batch = Batch {
+            results: Vec::with_capacity(count),
+            outcome: Outcome {
+                complete: true,
+                failures: Vec::new(),
+            },
+        };
+        let skip = policy == OnError::Skip;
+        // Where the next item starts: its index in the chunk and its byte offset.
+        let (mut next, mut offset) = (0usize, 0usize);
+        while next < count {
+            // The item being mapped, should it panic: index and encoding end.
+            let mut current = (next, offset);
+            let results = &mut batch.results;
+            let run = catch(|| {
+                let mut stopped = false;
+                let decoded =
+                    codec::decode_while(&bytes[offset..], count - next, |item: T, enc| {
+                        let i = current.0;
+                        if i % 64 == 0 && interrupt::requested().is_some() {
+                            stopped = true;
+                            return false;
+                        }
+                        current = (i, current.1 + enc.len());
+                        results.push(f(item));
+                        current.0 += 1;
+                        true
+                    });
+                (decoded, stopped)
+            });
+            match run {
+                Ok((Ok(_), stopped)) => {
+                    (next, offset) = current;
+                    if stopped {
+                        batch.outcome.complete = false;
+                        break;
+                    }
+                }
+                Ok((Err(e), _)) => {
+                    fatal(&format!("chunk of items {first}..{}: {e}", first + count))
+                }
+                Err(message) => {
+                    let index = first + current.0;
+                    (next, offset) = (current.0 + 1, current.1);
+                    let retried = match policy {
+                        OnError::Retry(n) => {
+                            (0..n).find_map(|_| catch_item(index, again(index), f).ok())
+                        }
+                        _ => None,
+                    };
+                    match retried {
+                        Some(u) => batch.results.push(u),
+                        None => {
+                            batch.outcome.failures.push((index as u64, message));
+                            if !skip {
+                                batch.outcome.complete = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        clear_current_item();
+        (batch, offset)
     }
 
     /// Appends the payload of a chunk that was not computed (it follows one
