@@ -18,6 +18,8 @@ Runs, at 2 ranks unless noted (this machine has $(nproc) cores):
              spin with skew 4, uniform spin
   hybrid     ranks x threads: -n 1 -t 1, -n 1 -t 2, -n 2 -t 1, -n 2 -t 2
              (mpirun --bind-to none so threads get their own cores)
+  memory     the root's peak memory for square at 10 M and 100 M items,
+             dynamic schedule, every result streamed to disk (--results)
 Writes everything to DIR (default: bench-results/) and prints it.
   --quick    smaller sizes and fewer repetitions (a smoke test, not figures)
 More ranks than cores measure contention, not scaling: keep -n at the core count.
@@ -94,4 +96,12 @@ for _ in $(seq 3); do
     done
 done
 run "hybrid ranks x threads (mandelbrot 2048x2048, max-iter 500, 3 runs each)" "$H" report "$hybrid" --markdown
+
+# The root's memory must not grow with the item count.
+[ "$quick" -eq 1 ] && sizes=(1000000 10000000) || sizes=(10000000 100000000)
+for n in "${sizes[@]}"; do
+    run "memory: square --items $n, dynamic, --results" \
+        mpirun -n 2 "$H" run square --items "$n" --schedule dynamic --results "$out/results.jsonl"
+done
+rm -f "$out/results.jsonl"
 echo "results in $out" >&2
