@@ -16,9 +16,11 @@
 //! }
 //! ```
 //!
-//! Modules: [`schedule`] (how chunks travel), [`stats`] (what was measured),
+//! Modules: [`schedule`] (how chunks travel: static, dynamic, guided),
+//! [`source`] (inputs in memory or generated), [`journal`] (resuming killed
+//! runs), [`interrupt`] (walltime signals), [`stats`] (what was measured),
 //! [`workloads`] (the built-in maps of the `hpcmap` command), [`report`]
-//! (text and JSON output).
+//! (text and JSON output, network model, scaling tables and plots).
 
 mod codec;
 mod collect;

@@ -164,11 +164,15 @@ impl Pool {
     /// [`MapError::TooLarge`] when one collective would move over 2 GiB,
     /// [`MapError::Codec`] when an input item fails to serialize on the root,
     /// and [`MapError::RootFailed`] on the other ranks in either case. All
-    /// ranks return the error, so none is left blocked.
+    /// ranks return the error, so none is left blocked. On the root,
+    /// [`MapError::ItemFailed`] when an item panicked under
+    /// [`crate::OnError::Abort`] (or retries ran out): the panic is caught on
+    /// the rank that mapped it, and the map ends cleanly on every rank.
     ///
     /// # Panics
-    /// When the root passes `None`. A panic inside `f` on any rank aborts the
-    /// whole job with a message naming the rank and the item index.
+    /// When the root passes `None`. A panic outside `f` (a bug, a failed
+    /// write of the journal) aborts the whole job with `MPI_Abort`, naming
+    /// the rank.
     pub fn map_with<I, T, U, F>(
         &self,
         input: Option<&I>,
