@@ -155,7 +155,7 @@ pub fn item_hash(index: usize, encoding: &[u8]) -> u64 {
 }
 
 /// The checksum of a whole result, computed serially: the wrapping sum of
-/// [`item_hash`] over its items. The schedules accumulate the same value as
+/// `item_hash` (xxh3-64 of the encoding, seeded with the index) over its items. The schedules accumulate the same value as
 /// results arrive, in whatever order; this is the serial reference.
 ///
 /// # Errors
