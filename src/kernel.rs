@@ -38,6 +38,59 @@ pub struct Batch<U> {
     pub outcome: Outcome,
 }
 
+impl<U> Batch<U> {
+    /// An empty, complete batch with room for `capacity` results.
+    pub fn new(capacity: usize) -> Batch<U> {
+        Batch {
+            results: Vec::with_capacity(capacity),
+            outcome: Outcome {
+                complete: true,
+                failures: Vec::new(),
+            },
+        }
+    }
+
+    /// Item `index` panicked with `message`: retries it if the policy says
+    /// so (rebuilding it with `again`), else records the failure. Returns
+    /// whether the batch goes on (false: it stops here, incomplete).
+    fn settle<T, F>(
+        &mut self,
+        index: usize,
+        message: String,
+        policy: OnError,
+        again: &(dyn Fn(usize) -> T + Sync),
+        f: &F,
+    ) -> bool
+    where
+        F: Fn(T) -> U,
+    {
+        match retry(index, policy, again, f) {
+            Some(u) => self.results.push(u),
+            None => {
+                self.outcome.failures.push((index as u64, message));
+                if policy != OnError::Skip {
+                    self.outcome.complete = false;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Under `retry=N`, tries item `index` again up to N times; the first result.
+fn retry<T, U, F: Fn(T) -> U>(
+    index: usize,
+    policy: OnError,
+    again: &(dyn Fn(usize) -> T + Sync),
+    f: &F,
+) -> Option<U> {
+    match policy {
+        OnError::Retry(n) => (0..n).find_map(|_| catch_item(index, again(index), f).ok()),
+        _ => None,
+    }
+}
+
 /// Maps items on this rank: serially, or on a private rayon pool.
 pub struct Kernel {
     threads: usize,
@@ -84,25 +137,11 @@ impl Kernel {
         F: Fn(T) -> U + Sync,
     {
         let attempt = |index: usize, item: T| -> Result<U, String> {
-            let mut result = catch_item(index, item, f);
-            if let (Err(_), OnError::Retry(n)) = (&result, policy) {
-                for _ in 0..n {
-                    result = catch_item(index, again(index), f);
-                    if result.is_ok() {
-                        break;
-                    }
-                }
-            }
-            result
+            catch_item(index, item, f)
+                .or_else(|message| retry(index, policy, again, f).ok_or(message))
         };
         let skip = policy == OnError::Skip;
-        let mut batch = Batch {
-            results: Vec::with_capacity(items.len()),
-            outcome: Outcome {
-                complete: true,
-                failures: Vec::new(),
-            },
-        };
+        let mut batch = Batch::new(items.len());
         match &self.pool {
             None => {
                 // One catch covers the run of items up to a panic (a catch
@@ -130,22 +169,8 @@ impl Kernel {
                             break;
                         }
                         Err(message) => {
-                            let index = first + current;
-                            let retried = match policy {
-                                OnError::Retry(n) => {
-                                    (0..n).find_map(|_| catch_item(index, again(index), f).ok())
-                                }
-                                _ => None,
-                            };
-                            match retried {
-                                Some(u) => batch.results.push(u),
-                                None => {
-                                    batch.outcome.failures.push((index as u64, message));
-                                    if !skip {
-                                        batch.outcome.complete = false;
-                                        break;
-                                    }
-                                }
+                            if !batch.settle(first + current, message, policy, again, f) {
+                                break;
                             }
                         }
                     }
@@ -274,14 +299,7 @@ impl Kernel {
         T: DeserializeOwned,
         F: Fn(T) -> U,
     {
-        let mut batch = Batch {
-            results: Vec::with_capacity(count),
-            outcome: Outcome {
-                complete: true,
-                failures: Vec::new(),
-            },
-        };
-        let skip = policy == OnError::Skip;
+        let mut batch = Batch::new(count);
         // Where the next item starts: its index in the chunk and its byte offset.
         let (mut next, mut offset) = (0usize, 0usize);
         while next < count {
@@ -316,23 +334,9 @@ impl Kernel {
                     fatal(&format!("chunk of items {first}..{}: {e}", first + count))
                 }
                 Err(message) => {
-                    let index = first + current.0;
                     (next, offset) = (current.0 + 1, current.1);
-                    let retried = match policy {
-                        OnError::Retry(n) => {
-                            (0..n).find_map(|_| catch_item(index, again(index), f).ok())
-                        }
-                        _ => None,
-                    };
-                    match retried {
-                        Some(u) => batch.results.push(u),
-                        None => {
-                            batch.outcome.failures.push((index as u64, message));
-                            if !skip {
-                                batch.outcome.complete = false;
-                                break;
-                            }
-                        }
+                    if !batch.settle(first + current.0, message, policy, again, f) {
+                        break;
                     }
                 }
             }

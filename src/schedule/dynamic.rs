@@ -32,7 +32,7 @@ use crate::collect::Collector;
 use crate::comm::Comm;
 use crate::failure::fatal;
 use crate::interrupt;
-use crate::kernel::{Batch, Kernel, Outcome};
+use crate::kernel::{Batch, Kernel};
 use crate::outbox::Outbox;
 use crate::schedule::{MapOptions, OnError, Schedule, Work};
 use crate::source::Source;
@@ -517,13 +517,7 @@ where
         let (items, _) = self.kernel.decode::<T>(&encoded, range.start, range.len());
         let again = |index: usize| Kernel::redecode::<T>(&encoded, range.start, index);
         let mut items = items.into_iter();
-        let mut own = Batch {
-            results: Vec::with_capacity(range.len()),
-            outcome: Outcome {
-                complete: true,
-                failures: Vec::new(),
-            },
-        };
+        let mut own = Batch::new(range.len());
         let mut at = range.start;
         let mut busy = t.elapsed().as_secs_f64();
         while at < range.end {
