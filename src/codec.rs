@@ -46,6 +46,10 @@ impl Writer for VecWriter<'_> {
 struct Concat<'a, T>(&'a [T]);
 
 impl<T: Serialize> Serialize for Concat<'_, T> {
+    // Inlined so the per-item calls below inline into one tight loop: left
+    // to the optimiser, unrelated code changes moved the root's encoding of
+    // 10 M u64 between 55 and 95 ms.
+    #[inline]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut tuple = serializer.serialize_tuple(self.0.len())?;
         for item in self.0 {
