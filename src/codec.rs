@@ -66,11 +66,77 @@ pub fn encode_items<T: Serialize>(items: &[T], out: &mut Vec<u8>) -> Result<usiz
     Ok(out.len() - before)
 }
 
-/// Encodes one value on its own (used for small control messages).
+/// Encodes one value on its own (typed messages between ranks).
 pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    bincode::serde::encode_into_writer(value, VecWriter(&mut out), config())?;
+    encode_value_into(value, &mut out)?;
     Ok(out)
+}
+
+/// Appends one value's encoding to `out`.
+pub fn encode_value_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_writer(value, VecWriter(out), config())?;
+    Ok(())
+}
+
+/// Decodes `count` items one by one from `bytes[*at..]`, advancing `*at`
+/// past each: once the iterator is done, `*at` is where the next chunk's
+/// items begin.
+pub struct Decoder<'a, T> {
+    bytes: &'a [u8],
+    at: &'a mut usize,
+    left: usize,
+    _items: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'a, T> Decoder<'a, T> {
+    /// A decoder of `count` items from `bytes[*at..]`.
+    pub fn new(bytes: &'a [u8], at: &'a mut usize, count: usize) -> Decoder<'a, T> {
+        Decoder {
+            bytes,
+            at,
+            left: count,
+            _items: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Decoder<'_, T> {
+    type Item = Result<T, CodecError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let rest = self.bytes.get(*self.at..).unwrap_or_default();
+        Some(
+            bincode::serde::decode_from_slice(rest, config())
+                .map(|(item, used)| {
+                    *self.at += used;
+                    item
+                })
+                .map_err(|e| CodecError::Malformed(e.to_string())),
+        )
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// Item `skip` of the items encoded in `bytes` (for a retry).
+///
+/// # Errors
+/// When the bytes hold fewer items.
+pub fn decode_nth<T: DeserializeOwned>(bytes: &[u8], skip: usize) -> Result<T, CodecError> {
+    let mut rest = bytes;
+    for _ in 0..skip {
+        let (_, used) = decode_value_prefix::<T>(rest)?;
+        rest = &rest[used..];
+    }
+    decode_value_prefix(rest).map(|(item, _)| item)
 }
 
 /// Decodes one value from the front of `bytes`; returns it and its length.
@@ -113,44 +179,6 @@ pub fn decode_each<T: DeserializeOwned>(
     Ok(bytes.len() - rest.len())
 }
 
-/// Decodes up to `count` items from the front of `bytes`, calling
-/// `each(item, its encoding)` for every one until it returns false; returns
-/// the bytes of the items handed to `each`.
-///
-/// # Errors
-/// When the bytes hold fewer items or bytes that are not a `T`.
-pub fn decode_while<T: DeserializeOwned>(
-    bytes: &[u8],
-    count: usize,
-    mut each: impl FnMut(T, &[u8]) -> bool,
-) -> Result<usize, CodecError> {
-    let mut rest = bytes;
-    for i in 0..count {
-        let (item, used) = bincode::serde::decode_from_slice(rest, config())
-            .map_err(|e| CodecError::Malformed(format!("item {i} of {count}: {e}")))?;
-        let (encoding, tail) = rest.split_at(used);
-        rest = tail;
-        if !each(item, encoding) {
-            break;
-        }
-    }
-    Ok(bytes.len() - rest.len())
-}
-
-/// Decodes `count` items from the front of `bytes`, appending them to `out`;
-/// returns how many bytes they took.
-///
-/// # Errors
-/// When the bytes hold fewer than `count` items or bytes that are not a `T`.
-pub fn decode_prefix_into<T: DeserializeOwned>(
-    bytes: &[u8],
-    count: usize,
-    out: &mut Vec<T>,
-) -> Result<usize, CodecError> {
-    out.reserve(count);
-    decode_each(bytes, count, |item, _| out.push(item))
-}
-
 /// One item's share of a result checksum: xxh3-64 of its encoding, seeded
 /// with its index in the input.
 #[inline]
@@ -189,12 +217,11 @@ mod tests {
             encode_items(chunk, &mut parts).unwrap();
         }
         assert_eq!(whole, parts);
-        let mut back: Vec<(u32, String)> = Vec::new();
-        assert_eq!(
-            decode_prefix_into(&whole, items.len(), &mut back).unwrap(),
-            whole.len()
-        );
-        assert_eq!(back, items);
+        let mut at = 0;
+        let back: Vec<(u32, String)> = Decoder::new(&whole, &mut at, items.len())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((back, at), (items, whole.len()));
     }
 
     #[test]
@@ -226,10 +253,11 @@ mod tests {
     fn wrong_counts_are_errors_not_panics() {
         let mut out = Vec::new();
         encode_items(&[1u64, 2, 3], &mut out).unwrap();
-        let mut back: Vec<u64> = Vec::new();
-        assert_eq!(decode_prefix_into(&out, 2, &mut back).unwrap(), 16);
-        back.clear();
-        assert!(decode_prefix_into(&out, 4, &mut back).is_err());
+        let mut at = 0;
+        assert_eq!(Decoder::<u64>::new(&out, &mut at, 2).count(), 2);
+        let mut at = 0;
+        assert!(Decoder::<u64>::new(&out, &mut at, 4).any(|r| r.is_err()));
+        assert_eq!(decode_nth::<u64>(&out, 2).unwrap(), 3);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The root's side of getting results back: decode each chunk's bytes, fold
-//! every item into the checksum, and hand the items on in input order (with
-//! a reorder buffer for chunks that arrive early) or as they come.
+//! The root's side of getting results back: every chunk's results, whether
+//! encoded by another rank, mapped by the root itself, or replayed from a
+//! journal, are checksummed and handed to the sink in input order (with a
+//! reorder buffer for chunks that arrive early) or as they come.
 //!
-//! The checksum is the wrapping sum over items of xxh3-64 of the item's
+//! The checksum is the wrapping sum over items of a hash of the item's
 //! encoding seeded with its index: it can be accumulated in any arrival
 //! order, yet a result in the wrong place changes it. So ordered and
 //! unordered runs, every schedule and every chunking agree on it.
@@ -10,99 +11,196 @@
 //! With a journal, every complete chunk is appended as it arrives, and the
 //! chunks a resumed run finds there are handed on from the file in their
 //! turn, exactly as if they had just been computed.
+//!
+//! Every item is accounted for: [`Collector::accounted`] counts the items
+//! handed on and the failed items skipped, and the pool refuses to report
+//! success unless that is the whole input.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec;
+use crate::error::MapError;
+use crate::executor::Batch;
 use crate::failure::fatal;
+use crate::interrupt;
 use crate::journal::{Entry, Journal};
-use crate::kernel::Outcome;
-use crate::stats::ItemFailure;
+use crate::stats::{ItemFailure, MapStats};
+use crate::wire::Outcome;
 
-/// A chunk waiting for its turn: received bytes, or a journal record.
-enum Held {
-    Bytes {
-        count: usize,
+/// A chunk's result payload as it arrived: a slice of a bigger buffer (the
+/// static gather), or a whole message whose payload starts at an offset.
+pub enum Received<'a> {
+    /// The payload, borrowed.
+    Slice(&'a [u8]),
+    /// A message, and where in it the payload starts.
+    Message(Vec<u8>, usize),
+}
+
+impl Received<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Received::Slice(s) => s,
+            Received::Message(m, at) => &m[*at..],
+        }
+    }
+
+    fn into_owned(self) -> (Vec<u8>, usize) {
+        match self {
+            Received::Slice(s) => (s.to_vec(), 0),
+            Received::Message(m, at) => (m, at),
+        }
+    }
+}
+
+/// A complete chunk waiting for its turn.
+enum Held<U> {
+    /// Encoded by another rank: the payload is `bytes[at..]`.
+    Payload {
         rank: usize,
-        payload: Vec<u8>,
+        bytes: Vec<u8>,
+        at: usize,
     },
+    /// Mapped by the root.
+    Values { rank: usize, batch: Batch<U> },
+    /// In the journal.
     Journaled(Entry),
 }
 
-/// Receives decoded results on the root.
-pub struct Collector<'j, S> {
-    ordered: bool,
-    /// In ordered mode: the index of the next item to hand on.
-    next: usize,
-    /// In ordered mode: chunks that arrived before their turn, by first index.
-    early: BTreeMap<usize, Held>,
-    /// Bytes held in `early`.
-    early_bytes: usize,
-    checksum: u64,
-    /// Items that failed, in arrival order.
-    failures: Vec<ItemFailure>,
-    /// Whether a chunk stopped at a failure (abort policy).
-    aborted: bool,
-    /// Items handed on or failed so far.
-    done: usize,
-    journal: Option<&'j mut Journal>,
-    sink: S,
+/// What became of a chunk handed to the collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Its results are taken (now, or in their turn).
+    Taken,
+    /// It stopped at a failed item (abort policy): the map must end in an error.
+    Failed,
+    /// It was abandoned unmapped (a signal): nothing of it is used.
+    Abandoned,
 }
 
-impl<'j, S> Collector<'j, S> {
-    /// A collector calling `sink(index, item)`; in input order when `ordered`.
-    /// Complete chunks are appended to `journal`.
-    pub fn new(ordered: bool, journal: Option<&'j mut Journal>, sink: S) -> Collector<'j, S> {
-        Collector {
+/// Receives results on the root.
+pub struct Collector<'j, U, S> {
+    ordered: bool,
+    /// Ordered: the index of the next item to hand on.
+    next: usize,
+    /// Ordered: chunks that arrived before their turn, by first index.
+    early: BTreeMap<usize, (usize, Held<U>)>,
+    early_bytes: usize,
+    peak_bytes: usize,
+    checksum: u64,
+    /// Failed items (skipped ones, and those that stopped a chunk).
+    failures: Vec<ItemFailure>,
+    aborted: bool,
+    /// Items handed to the sink.
+    handed: usize,
+    /// Failed items of complete chunks (left out under `skip`).
+    skipped: usize,
+    journal: Option<&'j mut Journal>,
+    sink: S,
+    scratch: Vec<u8>,
+    _results: PhantomData<fn(U)>,
+}
+
+impl<'j, U, S> Collector<'j, U, S>
+where
+    U: Serialize + DeserializeOwned,
+    S: FnMut(usize, U),
+{
+    /// A collector calling `sink(index, result)`; in input order when
+    /// `ordered`. Complete chunks are appended to `journal`, and the chunks
+    /// it already holds are handed on first (in their turn when ordered).
+    pub fn new(ordered: bool, journal: Option<&'j mut Journal>, sink: S) -> Collector<'j, U, S> {
+        let mut collector = Collector {
             ordered,
             next: 0,
             early: BTreeMap::new(),
             early_bytes: 0,
+            peak_bytes: 0,
             checksum: 0,
             failures: Vec::new(),
             aborted: false,
-            done: 0,
+            handed: 0,
+            skipped: 0,
             journal,
             sink,
-        }
-    }
-
-    /// Hands on the chunks the journal already holds (in their turn, when
-    /// ordered). Call once, before any chunk arrives.
-    pub fn replay<U>(&mut self)
-    where
-        U: DeserializeOwned,
-        S: FnMut(usize, U),
-    {
-        let entries: Vec<(usize, Entry)> = match &self.journal {
-            Some(j) => j.entries().iter().map(|(&s, &e)| (s, e)).collect(),
-            None => return,
+            scratch: Vec::new(),
+            _results: PhantomData,
         };
+        let entries: Vec<(usize, Entry)> = collector
+            .journal
+            .as_deref()
+            .map(|j| j.entries().iter().map(|(&s, &e)| (s, e)).collect())
+            .unwrap_or_default();
         for (start, entry) in entries {
-            if self.ordered {
-                self.early.insert(start, Held::Journaled(entry));
-            } else {
-                self.take_held::<U>(start, Held::Journaled(entry));
-            }
+            collector.place(start, entry.count, Held::Journaled(entry));
         }
-        if self.ordered {
-            self.drain::<U>();
-        }
+        collector
     }
 
-    /// Items done so far: all the journal holds when there is one (chunks
-    /// waiting for their turn included), else those handed on or failed.
+    /// Items handed on plus failed items skipped: what the map has accounted for.
+    pub fn accounted(&self) -> usize {
+        self.handed + self.skipped
+    }
+
+    /// Items done: all the journal holds when there is one (chunks waiting
+    /// for their turn included), else those accounted for.
     pub fn done(&self) -> usize {
         self.journal
             .as_deref()
-            .map_or(self.done, Journal::done_items)
+            .map_or(self.accounted(), Journal::done_items)
     }
 
     /// Bytes of results waiting for an earlier chunk (ordered mode).
     pub fn buffered_bytes(&self) -> usize {
         self.early_bytes
+    }
+
+    /// The most bytes the reorder buffer held at once.
+    pub fn peak_buffered(&self) -> usize {
+        self.peak_bytes
+    }
+
+    /// The map's verdict on the root, once the schedule is done with
+    /// `stats`: interrupted, ended by a failed item, incomplete (a bug), or
+    /// its stats with the skipped items. Never success unless every one of
+    /// the `total` items is accounted for.
+    ///
+    /// # Errors
+    /// [`MapError::Interrupted`], [`MapError::ItemFailed`], [`MapError::Incomplete`].
+    pub fn conclude(
+        &self,
+        mut stats: MapStats,
+        total: usize,
+        hosts: &[String],
+    ) -> Result<MapStats, MapError> {
+        if let Some(signal) = stats.stopped_by {
+            return Err(MapError::Interrupted {
+                signal: interrupt::name(signal),
+                done: self.done() as u64,
+                total: total as u64,
+            });
+        }
+        let mut failures = self.failures.clone();
+        failures.sort_by_key(|f| f.index);
+        if self.aborted {
+            let failure = failures.swap_remove(0);
+            let host = hosts
+                .get(failure.rank as usize)
+                .cloned()
+                .unwrap_or_default();
+            return Err(MapError::ItemFailed { failure, host });
+        }
+        if self.accounted() != total || !self.early.is_empty() {
+            return Err(MapError::Incomplete {
+                accounted: self.accounted() as u64,
+                total: total as u64,
+            });
+        }
+        stats.skipped = failures;
+        stats.reorder_peak_bytes = self.peak_bytes as u64;
+        Ok(stats)
     }
 
     /// Whether a chunk stopped at a failed item: the map must end with an error.
@@ -115,131 +213,337 @@ impl<'j, S> Collector<'j, S> {
         &self.failures
     }
 
-    /// The checksum of everything collected so far.
+    /// The checksum of everything handed on so far.
     pub fn checksum(&self) -> u64 {
         self.checksum
     }
 
     /// Takes the result payload (outcome, then results) of items
-    /// `start..start + count`, sent by `rank`, journaling it if complete.
-    pub fn add<U>(&mut self, start: usize, count: usize, payload: &[u8], rank: usize)
-    where
-        U: DeserializeOwned,
-        S: FnMut(usize, U),
-    {
-        if let Some(journal) = self.journal.as_deref_mut() {
-            let complete = codec::decode_value_prefix::<Outcome>(payload)
-                .map(|(o, _)| o.complete)
-                .unwrap_or(false);
-            if complete && let Err(e) = journal.append(start, count, rank, payload) {
-                fatal(&e.to_string());
-            }
+    /// `start..start + count`, encoded by `rank`.
+    pub fn add_payload(
+        &mut self,
+        start: usize,
+        count: usize,
+        payload: Received<'_>,
+        rank: usize,
+    ) -> Arrival {
+        let (outcome, _) = Outcome::split(payload.bytes()).unwrap_or_else(|e| {
+            fatal(&format!(
+                "results of items {start}..{} from rank {rank}: {e}",
+                start + count
+            ))
+        });
+        if let Some(arrival) = self.incomplete(&outcome, rank) {
+            return arrival;
         }
+        self.journal(start, count, rank, payload.bytes());
         if self.ordered && start != self.next {
-            self.early_bytes += payload.len();
-            let held = Held::Bytes {
-                count,
-                rank,
-                payload: payload.to_vec(),
-            };
-            self.early.insert(start, held);
+            let (bytes, at) = payload.into_owned();
+            self.place(start, count, Held::Payload { rank, bytes, at });
+        } else {
+            self.take_payload(start, count, payload.bytes(), rank);
+            self.drain();
+        }
+        Arrival::Taken
+    }
+
+    /// Takes the results of items `start..start + count` that `rank` (the
+    /// root) mapped itself: no encoding, but for the checksum and the journal.
+    pub fn add_batch(
+        &mut self,
+        start: usize,
+        count: usize,
+        batch: Batch<U>,
+        rank: usize,
+    ) -> Arrival {
+        if let Some(arrival) = self.incomplete(&batch.outcome, rank) {
+            return arrival;
+        }
+        if self.journal.is_some() {
+            let mut payload = Vec::new();
+            batch.outcome.encode(&mut payload);
+            codec::encode_items(&batch.results, &mut payload)
+                .unwrap_or_else(|e| fatal(&format!("results of items {start}..: {e}")));
+            self.journal(start, count, rank, &payload);
+        }
+        self.place(start, count, Held::Values { rank, batch });
+        Arrival::Taken
+    }
+
+    /// Records the failures of a chunk that stopped early; `None` when it is complete.
+    fn incomplete(&mut self, outcome: &Outcome, rank: usize) -> Option<Arrival> {
+        if outcome.complete {
+            return None;
+        }
+        if outcome.failures.is_empty() {
+            return Some(Arrival::Abandoned);
+        }
+        self.aborted = true;
+        self.record_failures(outcome, rank);
+        Some(Arrival::Failed)
+    }
+
+    fn record_failures(&mut self, outcome: &Outcome, rank: usize) {
+        self.failures
+            .extend(outcome.failures.iter().map(|(index, message)| ItemFailure {
+                index: *index,
+                rank: rank as u64,
+                message: message.clone(),
+            }));
+    }
+
+    fn journal(&mut self, start: usize, count: usize, rank: usize, payload: &[u8]) {
+        if let Some(journal) = self.journal.as_deref_mut()
+            && let Err(e) = journal.append(start, count, rank, payload)
+        {
+            fatal(&e.to_string());
+        }
+    }
+
+    /// Takes a complete chunk now, or holds it until its turn.
+    fn place(&mut self, start: usize, count: usize, held: Held<U>) {
+        if self.ordered && start != self.next {
+            self.early_bytes += Self::size_of(&held);
+            self.peak_bytes = self.peak_bytes.max(self.early_bytes);
+            self.early.insert(start, (count, held));
             return;
         }
-        self.take::<U>(start, count, payload, rank);
-        if self.ordered {
-            self.drain::<U>();
-        }
+        self.take(start, count, held);
+        self.drain();
     }
 
     /// Hands on the held chunks that are next in turn.
-    fn drain<U>(&mut self)
-    where
-        U: DeserializeOwned,
-        S: FnMut(usize, U),
-    {
-        while let Some(held) = self.early.remove(&self.next) {
-            self.take_held::<U>(self.next, held);
+    fn drain(&mut self) {
+        while let Some((count, held)) = self.early.remove(&self.next) {
+            self.early_bytes -= Self::size_of(&held);
+            self.take(self.next, count, held);
         }
     }
 
-    fn take_held<U>(&mut self, start: usize, held: Held)
-    where
-        U: DeserializeOwned,
-        S: FnMut(usize, U),
-    {
+    /// Memory a held chunk takes, roughly.
+    fn size_of(held: &Held<U>) -> usize {
         match held {
-            Held::Bytes {
-                count,
-                rank,
-                payload,
-            } => {
-                self.early_bytes -= payload.len();
-                self.take::<U>(start, count, &payload, rank);
+            Held::Payload { bytes, .. } => bytes.len(),
+            Held::Values { batch, .. } => batch.results.len() * size_of::<U>(),
+            Held::Journaled(_) => 0,
+        }
+    }
+
+    /// Hands on a complete chunk's results, checksumming them.
+    fn take(&mut self, start: usize, count: usize, held: Held<U>) {
+        match held {
+            Held::Payload { rank, bytes, at } => {
+                self.take_payload(start, count, &bytes[at..], rank)
             }
             Held::Journaled(entry) => {
                 let journal = self
                     .journal
                     .as_deref()
-                    .expect("journaled chunks come from a journal");
+                    .expect("journaled chunks have a journal");
                 let payload = journal.payload(&entry).unwrap_or_else(|e| {
                     fatal(&format!("journal {}: {e}", journal.path().display()))
                 });
-                self.take::<U>(start, entry.count, &payload, entry.rank);
+                self.take_payload(start, count, &payload, entry.rank);
+            }
+            Held::Values { rank, batch } => {
+                self.next = start + count;
+                self.take_failures(&batch.outcome, rank);
+                let failed: Vec<usize> = batch
+                    .outcome
+                    .failures
+                    .iter()
+                    .map(|f| f.0 as usize)
+                    .collect();
+                let mut indices = Successes::new(start, &failed);
+                for item in batch.results {
+                    let index = indices.next_index();
+                    self.scratch.clear();
+                    codec::encode_items(std::slice::from_ref(&item), &mut self.scratch)
+                        .unwrap_or_else(|e| fatal(&format!("result of item {index}: {e}")));
+                    self.checksum = self
+                        .checksum
+                        .wrapping_add(codec::item_hash(index, &self.scratch));
+                    (self.sink)(index, item);
+                    self.handed += 1;
+                }
             }
         }
     }
 
-    fn take<U>(&mut self, start: usize, count: usize, payload: &[u8], rank: usize)
-    where
-        U: DeserializeOwned,
-        S: FnMut(usize, U),
-    {
+    fn take_failures(&mut self, outcome: &Outcome, rank: usize) {
+        self.skipped += outcome.failures.len();
+        self.record_failures(outcome, rank);
+    }
+
+    fn take_payload(&mut self, start: usize, count: usize, payload: &[u8], rank: usize) {
         self.next = start + count;
-        self.done += count;
         let malformed = |e: String| -> ! {
             fatal(&format!(
                 "results of items {start}..{} from rank {rank}: {e}",
                 start + count
             ))
         };
-        let (outcome, used): (Outcome, usize) =
-            codec::decode_value_prefix(payload).unwrap_or_else(|e| malformed(e.to_string()));
-        for (index, message) in &outcome.failures {
-            self.failures.push(ItemFailure {
-                index: *index,
-                rank: rank as u64,
-                message: message.clone(),
-            });
-        }
-        if !outcome.complete {
-            // The chunk stopped early: at a failure (the map ends in an
-            // error) or abandoned (walltime signal): its results are not
-            // handed on, and a resumed run computes them again.
-            self.aborted |= !outcome.failures.is_empty();
-            self.done -= count;
-            return;
-        }
-        let items = &payload[used..];
-        let mut failed = outcome.failures.iter().map(|f| f.0 as usize).peekable();
-        let mut index = start;
-        let sink = &mut self.sink;
-        let checksum = &mut self.checksum;
-        let decoded = codec::decode_each(
-            items,
-            count - outcome.failures.len(),
-            |item: U, encoding| {
-                while failed.next_if_eq(&index).is_some() {
-                    index += 1;
-                }
-                *checksum = checksum.wrapping_add(codec::item_hash(index, encoding));
-                sink(index, item);
-                index += 1;
-            },
-        );
+        let (outcome, items) = Outcome::split(payload).unwrap_or_else(|e| malformed(e.to_string()));
+        self.take_failures(&outcome, rank);
+        let failed: Vec<usize> = outcome.failures.iter().map(|f| f.0 as usize).collect();
+        let mut indices = Successes::new(start, &failed);
+        let (sink, checksum, handed) = (&mut self.sink, &mut self.checksum, &mut self.handed);
+        let decoded = codec::decode_each(items, count - failed.len(), |item: U, encoding| {
+            let index = indices.next_index();
+            *checksum = checksum.wrapping_add(codec::item_hash(index, encoding));
+            sink(index, item);
+            *handed += 1;
+        });
         match decoded {
             Ok(used) if used == items.len() => {}
             Ok(used) => malformed(format!("{} trailing bytes", items.len() - used)),
             Err(e) => malformed(e.to_string()),
         }
+    }
+}
+
+/// The indices of a chunk's successful items: from `start` up, skipping the
+/// failed ones (sorted).
+struct Successes<'a> {
+    next: usize,
+    failed: std::iter::Peekable<std::slice::Iter<'a, usize>>,
+}
+
+impl<'a> Successes<'a> {
+    fn new(start: usize, failed: &'a [usize]) -> Successes<'a> {
+        Successes {
+            next: start,
+            failed: failed.iter().peekable(),
+        }
+    }
+
+    fn next_index(&mut self) -> usize {
+        while self.failed.next_if_eq(&&self.next).is_some() {
+            self.next += 1;
+        }
+        self.next += 1;
+        self.next - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(outcome: &Outcome, results: &[u64]) -> Vec<u8> {
+        let mut p = Vec::new();
+        outcome.encode(&mut p);
+        codec::encode_items(results, &mut p).unwrap();
+        p
+    }
+
+    fn batch(results: Vec<u64>, failures: Vec<(u64, String)>, complete: bool) -> Batch<u64> {
+        Batch {
+            results,
+            outcome: Outcome { complete, failures },
+            stopped_by: 0,
+        }
+    }
+
+    #[test]
+    fn ordered_results_wait_for_their_turn_and_checksums_agree() {
+        let items: Vec<u64> = (0..10).map(|i| i * i).collect();
+        let expected = codec::checksum(&items).unwrap();
+        for ordered in [true, false] {
+            let mut seen = Vec::new();
+            let mut c = Collector::new(ordered, None, |i, u: u64| seen.push((i, u)));
+            // Arrival order: 6..10 (encoded), 0..3 (root's values), 3..6.
+            assert_eq!(
+                c.add_payload(
+                    6,
+                    4,
+                    Received::Message(payload(&Outcome::complete(), &items[6..]), 0),
+                    2
+                ),
+                Arrival::Taken
+            );
+            if ordered {
+                assert!(c.buffered_bytes() > 0, "6..10 waits for 0..6");
+            }
+            c.add_batch(0, 3, batch(items[..3].to_vec(), vec![], true), 0);
+            c.add_payload(
+                3,
+                3,
+                Received::Slice(&payload(&Outcome::complete(), &items[3..6])),
+                1,
+            );
+            assert_eq!((c.accounted(), c.buffered_bytes()), (10, 0));
+            assert_eq!(c.checksum(), expected);
+            drop(c);
+            if ordered {
+                assert_eq!(seen, items.iter().copied().enumerate().collect::<Vec<_>>());
+            } else {
+                assert_eq!(seen[0], (6, 36));
+            }
+        }
+    }
+
+    #[test]
+    fn skipped_items_are_accounted_for_and_left_out() {
+        let mut seen = Vec::new();
+        let mut c = Collector::new(true, None, |i, u: u64| seen.push((i, u)));
+        let outcome = Outcome {
+            complete: true,
+            failures: vec![(1, "bad".into())],
+        };
+        c.add_payload(0, 3, Received::Slice(&payload(&outcome, &[10, 12])), 1);
+        c.add_batch(3, 2, batch(vec![13], vec![(3, "worse".into())], true), 0);
+        assert_eq!(c.accounted(), 5);
+        assert_eq!(c.failures().len(), 2);
+        assert!(!c.aborted());
+        drop(c);
+        assert_eq!(seen, [(0, 10), (2, 12), (4, 13)]);
+    }
+
+    #[test]
+    fn failed_and_abandoned_chunks_are_not_taken() {
+        let mut c = Collector::new(true, None, |_, _: u64| {});
+        let abandoned = Outcome {
+            complete: false,
+            failures: vec![],
+        };
+        assert_eq!(
+            c.add_payload(0, 4, Received::Slice(&payload(&abandoned, &[])), 1),
+            Arrival::Abandoned
+        );
+        assert!(!c.aborted());
+        let failed = batch(vec![], vec![(5, "boom".into())], false);
+        assert_eq!(c.add_batch(4, 4, failed, 0), Arrival::Failed);
+        assert!(c.aborted());
+        assert_eq!(c.accounted(), 0, "nothing of either is counted");
+    }
+
+    #[test]
+    fn journaled_chunks_replay_in_their_turn() {
+        let dir = std::env::temp_dir().join(format!("hpcmap-collect-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let items: Vec<u64> = (0..6).map(|i| 100 + i).collect();
+        {
+            let mut j = Journal::open(&dir, "test", false).unwrap();
+            let mut c = Collector::new(true, Some(&mut j), |_, _: u64| {});
+            c.add_payload(
+                2,
+                2,
+                Received::Slice(&payload(&Outcome::complete(), &items[2..4])),
+                1,
+            );
+            c.add_batch(4, 2, batch(items[4..].to_vec(), vec![], true), 0);
+        }
+        let mut j = Journal::open(&dir, "test", true).unwrap();
+        assert_eq!(j.todo(6), std::iter::once(0..2).collect::<Vec<_>>());
+        let mut seen = Vec::new();
+        let mut c = Collector::new(true, Some(&mut j), |i, u: u64| seen.push((i, u)));
+        assert_eq!(c.accounted(), 0, "2..6 wait for 0..2");
+        c.add_batch(0, 2, batch(items[..2].to_vec(), vec![], true), 0);
+        assert_eq!(c.accounted(), 6);
+        assert_eq!(c.checksum(), codec::checksum(&items).unwrap());
+        drop(c);
+        assert_eq!(seen, items.iter().copied().enumerate().collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,29 +1,7 @@
-//! Exit codes and the errors a map can end with.
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0 | success |
-//! | 1 | runtime error: unreadable input, unwritable output, malformed data |
-//! | 2 | usage error: invalid arguments (every rank says so before MPI starts) |
-//! | 3 | an item failed (the map ended cleanly), or a rank failed outside an item (`MPI_Abort`) |
-//! | 4 | completed, but items failed and were skipped (`--on-error skip`) |
-//! | 75 | interrupted by SIGTERM/SIGUSR1 (walltime): incomplete, resumable with `--journal DIR --resume` |
+//! The errors a map can end with.
 
 use crate::codec::CodecError;
-
-/// Success.
-pub const EXIT_OK: u8 = 0;
-/// A runtime error such as an unreadable input file.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Invalid command-line arguments.
-pub const EXIT_USAGE: u8 = 2;
-/// An item or a rank failed; the map or the whole job was ended.
-pub const EXIT_RANK_FAILED: i32 = 3;
-/// The run completed but skipped failed items.
-pub const EXIT_SKIPPED: u8 = 4;
-/// A walltime signal stopped the run; it can be resumed from its journal
-/// (75 is `EX_TEMPFAIL`: try again later).
-pub const EXIT_INTERRUPTED: u8 = 75;
+use crate::stats::ItemFailure;
 
 /// Why a collective map did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +38,25 @@ pub enum MapError {
     /// The journal cannot be used or written.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
-    /// An item panicked (and any retries failed): the map ended cleanly.
-    #[error("rank {rank} ({host}) panicked while mapping item {index}: {message}")]
+    /// An item failed (a panic or an error, after any retries) under the
+    /// abort policy: the map ended cleanly on every rank.
+    #[error("{}", failure.describe(host))]
     ItemFailed {
-        /// The item's index in the input.
-        index: u64,
-        /// The rank that mapped it.
-        rank: u64,
+        /// The item, the rank that mapped it, and why.
+        failure: ItemFailure,
         /// That rank's hostname.
         host: String,
-        /// The panic message and location.
-        message: String,
+    },
+    /// Items are unaccounted for: neither mapped nor failed. A bug, never
+    /// reported as success.
+    #[error(
+        "only {accounted} of {total} items are accounted for (mapped or failed): \
+         the results are incomplete; this is a bug in hpcmap, please report it"
+    )]
+    Incomplete {
+        /// Items mapped or skipped.
+        accounted: u64,
+        /// Items in the input.
+        total: u64,
     },
 }

@@ -1,54 +1,78 @@
-//! Walltime warnings: SIGTERM and SIGUSR1 (what PBS and Slurm send before
-//! the kill) only set a flag here. The dynamic schedule's root polls it
-//! between batches, stops handing out work, collects what is in flight
-//! (journaling it), and the map ends with [`crate::MapError::Interrupted`].
-//! Workers abandon the chunk they are computing (it is computed again on
-//! resume), send it back marked so, and wait for the root's stop, so the
-//! job winds down in order within about one item's time instead of dying
-//! mid-message.
+//! Walltime warnings: SIGTERM and SIGUSR1 (what schedulers send before the
+//! kill) only set a flag here, once [`install`] has run.
+//!
+//! Every rank's compute threads check the flag every 64 items and abandon
+//! the chunk in hand (it is computed again on resume); a worker tells the
+//! root which signal stopped it. The root, signalled itself or told by a
+//! worker, hands out nothing more, collects (and journals) the chunks in
+//! flight, and the map ends with [`crate::MapError::Interrupted`]. So a job
+//! winds down in order within about one item's time, whichever of its
+//! ranks the signal reached, instead of dying mid-message.
+//!
+//! Install the handlers first thing in `main`, before MPI starts: a signal
+//! that arrives before them kills the process.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use signal_hook::consts::{SIGTERM, SIGUSR1};
 
-/// One flag per signal, set by the handlers.
-static FLAGS: OnceLock<[(Arc<AtomicBool>, &'static str); 2]> = OnceLock::new();
-/// Set by either handler: the cheap check mapping loops make.
-static ANY: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// The first signal received (0: none).
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+/// One flag per handled signal, set by the handlers.
+static FLAGS: [OnceLock<Arc<AtomicBool>>; 2] = [OnceLock::new(), OnceLock::new()];
+const HANDLED: [i32; 2] = [SIGTERM, SIGUSR1];
 
-/// Installs the handlers (once per process).
+/// Installs the handlers (once per process; later calls do nothing).
 ///
 /// # Errors
 /// When a handler cannot be registered.
 pub fn install() -> std::io::Result<()> {
-    if FLAGS.get().is_some() {
-        return Ok(());
+    for (slot, signal) in FLAGS.iter().zip(HANDLED) {
+        if slot.get().is_some() {
+            continue;
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+        let _ = slot.set(flag);
     }
-    let flags = [
-        (Arc::new(AtomicBool::new(false)), "SIGTERM"),
-        (Arc::new(AtomicBool::new(false)), "SIGUSR1"),
-    ];
-    let any = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(SIGTERM, Arc::clone(&flags[0].0))?;
-    signal_hook::flag::register(SIGUSR1, Arc::clone(&flags[1].0))?;
-    signal_hook::flag::register(SIGTERM, Arc::clone(&any))?;
-    signal_hook::flag::register(SIGUSR1, Arc::clone(&any))?;
-    let _ = FLAGS.set(flags);
-    let _ = ANY.set(any);
     Ok(())
 }
 
-/// The signal that asked the run to stop, if one did.
+/// The signal that asked the run to stop (its number), if one did.
 #[inline]
-pub fn requested() -> Option<&'static str> {
-    if !ANY.get()?.load(Ordering::Relaxed) {
-        return None;
+pub fn requested() -> Option<u64> {
+    let seen = RECEIVED.load(Ordering::Relaxed);
+    if seen != 0 {
+        return Some(seen);
     }
-    FLAGS
-        .get()?
-        .iter()
-        .find(|(flag, _)| flag.load(Ordering::Relaxed))
-        .map(|(_, name)| *name)
+    for (slot, signal) in FLAGS.iter().zip(HANDLED) {
+        if slot.get()?.load(Ordering::Relaxed) {
+            let _ =
+                RECEIVED.compare_exchange(0, signal as u64, Ordering::Relaxed, Ordering::Relaxed);
+            return Some(RECEIVED.load(Ordering::Relaxed));
+        }
+    }
+    None
+}
+
+/// A signal's name, e.g. `SIGUSR1`.
+pub fn name(signal: u64) -> String {
+    match signal as i32 {
+        SIGTERM => "SIGTERM".into(),
+        SIGUSR1 => "SIGUSR1".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        libc::SIGPIPE => "SIGPIPE".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGFPE => "SIGFPE".into(),
+        libc::SIGILL => "SIGILL".into(),
+        libc::SIGUSR2 => "SIGUSR2".into(),
+        libc::SIGALRM => "SIGALRM".into(),
+        libc::SIGQUIT => "SIGQUIT".into(),
+        n => format!("signal {n}"),
+    }
 }

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::wire::Outcome;
+
 const MAGIC: &[u8; 8] = b"HPCMAPJ1";
 const RECORD: &[u8; 4] = b"REC1";
 /// Record bytes before the payload: magic, start, count, rank, length.
@@ -98,6 +100,8 @@ pub struct Journal {
     end: u64,
     entries: BTreeMap<usize, Entry>,
     dropped: Option<(u64, u64)>,
+    /// Journaled chunks with failed items, to be mapped again.
+    failed: Vec<Range<usize>>,
 }
 
 impl Journal {
@@ -136,6 +140,7 @@ impl Journal {
             end: 0,
             entries: BTreeMap::new(),
             dropped: None,
+            failed: Vec::new(),
         };
         if bytes.is_empty() {
             let mut header = Vec::with_capacity(20 + identity.len());
@@ -172,12 +177,40 @@ impl Journal {
     }
 
     /// Reads records from `at`; returns where the last good one ends.
+    ///
+    /// A chunk whose outcome lists failed items (skipped under `--on-error
+    /// skip`) is not counted as done: a resumed run maps it again, under its
+    /// own failure policy. A later record replaces any earlier one it
+    /// overlaps (a chunk mapped again after such a retry).
     fn read_records(&mut self, bytes: &[u8], mut at: usize) -> usize {
         while let Some((start, entry, next)) = parse_record(bytes, at) {
-            self.entries.insert(start, entry);
             at = next;
+            self.forget_overlapping(start..start + entry.count);
+            let payload = &bytes[entry.offset as usize..entry.offset as usize + entry.len];
+            let clean =
+                Outcome::split(payload).is_ok_and(|(o, _)| o.complete && o.failures.is_empty());
+            if clean {
+                self.entries.insert(start, entry);
+            } else {
+                self.failed.push(start..start + entry.count);
+            }
         }
         at
+    }
+
+    /// Drops the entries that overlap `range`.
+    fn forget_overlapping(&mut self, range: Range<usize>) {
+        let overlapping: Vec<usize> = self
+            .entries
+            .range(..range.end)
+            .filter(|(s, e)| *s + e.count > range.start)
+            .map(|(s, _)| *s)
+            .collect();
+        for start in overlapping {
+            self.entries.remove(&start);
+        }
+        self.failed
+            .retain(|f| f.end <= range.start || f.start >= range.end);
     }
 
     /// The journal file.
@@ -188,6 +221,12 @@ impl Journal {
     /// `(offset, bytes)` of a torn or corrupt tail dropped on opening, if any.
     pub fn dropped(&self) -> Option<(u64, u64)> {
         self.dropped
+    }
+
+    /// Items of journaled chunks that had failed items: a resumed run maps
+    /// them again.
+    pub fn retried(&self) -> usize {
+        self.failed.iter().map(|f| f.len()).sum()
     }
 
     /// The journaled chunks by first item.
@@ -317,6 +356,14 @@ fn parse_record(bytes: &[u8], at: usize) -> Option<(usize, Entry, usize)> {
 mod tests {
     use super::*;
 
+    /// A complete chunk's payload: no failures, then `results`.
+    fn ok(results: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        Outcome::complete().encode(&mut p);
+        p.extend_from_slice(results);
+        p
+    }
+
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("hpcmap-journal-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -327,15 +374,15 @@ mod tests {
     fn records_survive_reopening_and_leave_gaps_to_do() {
         let d = dir("reopen");
         let mut j = Journal::open(&d, "square 100", false).unwrap();
-        j.append(0, 10, 0, b"first").unwrap();
-        j.append(30, 5, 1, b"second").unwrap();
+        j.append(0, 10, 0, &ok(b"first")).unwrap();
+        j.append(30, 5, 1, &ok(b"second")).unwrap();
         drop(j);
         let j = Journal::open(&d, "square 100", true).unwrap();
         assert_eq!(j.done_items(), 15);
         assert_eq!(j.todo(40), [10..30, 35..40]);
         let e = j.entries()[&30];
         assert_eq!((e.count, e.rank), (5, 1));
-        assert_eq!(j.payload(&e).unwrap(), b"second");
+        assert_eq!(j.payload(&e).unwrap(), ok(b"second"));
         assert!(j.dropped().is_none());
         let _ = std::fs::remove_dir_all(d);
     }
@@ -344,8 +391,8 @@ mod tests {
     fn a_torn_tail_is_dropped_and_truncated() {
         let d = dir("torn");
         let mut j = Journal::open(&d, "id", false).unwrap();
-        j.append(0, 4, 0, b"aaaa").unwrap();
-        j.append(4, 4, 0, b"bbbb").unwrap();
+        j.append(0, 4, 0, &ok(b"aaaa")).unwrap();
+        j.append(4, 4, 0, &ok(b"bbbb")).unwrap();
         drop(j);
         let path = d.join("journal.hpcmap");
         let len = std::fs::metadata(&path).unwrap().len();
@@ -359,7 +406,7 @@ mod tests {
         assert_eq!(j.todo(8), std::iter::once(4..8).collect::<Vec<_>>());
         assert!(j.dropped().is_some());
         // Appending after the truncation gives a clean journal again.
-        j.append(4, 4, 1, b"cccc").unwrap();
+        j.append(4, 4, 1, &ok(b"cccc")).unwrap();
         drop(j);
         let j = Journal::open(&d, "id", true).unwrap();
         assert_eq!(j.todo(8), Vec::<Range<usize>>::new());
@@ -372,7 +419,7 @@ mod tests {
         let d = dir("corrupt");
         let mut j = Journal::open(&d, "id", false).unwrap();
         for k in 0..3 {
-            j.append(k * 2, 2, 0, b"xy").unwrap();
+            j.append(k * 2, 2, 0, &ok(b"xy")).unwrap();
         }
         let second = j.entries()[&2].offset;
         drop(j);
@@ -389,7 +436,7 @@ mod tests {
     fn another_runs_journal_is_refused() {
         let d = dir("other");
         let mut j = Journal::open(&d, "square 100", false).unwrap();
-        j.append(0, 1, 0, b"z").unwrap();
+        j.append(0, 1, 0, &ok(b"z")).unwrap();
         drop(j);
         let err = Journal::open(&d, "square 200", true).err().unwrap();
         assert!(matches!(err, JournalError::OtherRun { .. }), "{err}");
@@ -405,6 +452,32 @@ mod tests {
         std::fs::write(d.join("journal.hpcmap"), b"garbage").unwrap();
         let err = Journal::open(&d, "square 100", true).err().unwrap();
         assert!(matches!(err, JournalError::NotAJournal { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn chunks_with_failed_items_are_mapped_again_and_replaced() {
+        let d = dir("failed");
+        let mut j = Journal::open(&d, "id", false).unwrap();
+        j.append(0, 4, 0, &ok(b"a")).unwrap();
+        let mut skipped = Vec::new();
+        Outcome {
+            complete: true,
+            failures: vec![(5, "boom".into())],
+        }
+        .encode(&mut skipped);
+        j.append(4, 4, 1, &skipped).unwrap();
+        drop(j);
+        let mut j = Journal::open(&d, "id", true).unwrap();
+        assert_eq!(j.todo(8), std::iter::once(4..8).collect::<Vec<_>>());
+        assert_eq!(j.retried(), 4);
+        // Mapped again in smaller chunks: the new records replace the old one.
+        j.append(4, 2, 0, &ok(b"b")).unwrap();
+        j.append(6, 2, 0, &ok(b"c")).unwrap();
+        drop(j);
+        let j = Journal::open(&d, "id", true).unwrap();
+        assert_eq!(j.todo(8), Vec::<Range<usize>>::new());
+        assert_eq!((j.done_items(), j.retried()), (8, 0));
         let _ = std::fs::remove_dir_all(d);
     }
 }

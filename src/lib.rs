@@ -1,10 +1,28 @@
 //! hpcmap: Python's `multiprocessing.Pool.map`, for a cluster.
 //!
-//! Every rank of an MPI job creates a [`Pool`] and calls [`Pool::map`]. The
-//! root (rank 0) holds the input; the pool cuts it into chunks, serializes
-//! them with bincode, scatters them over the ranks (the root maps a share
-//! too), and gathers the results back in input order, with [`MapStats`]
-//! saying where the time went.
+//! # The model
+//!
+//! An MPI job runs the same program on every rank (SPMD). Every rank
+//! creates one [`Pool`] and calls the same methods in the same order; the
+//! *root* (rank 0) holds the input and gets the results. A map cuts the
+//! input into chunks, moves them to the other ranks as bincode bytes
+//! (point-to-point or collectives, by [`Schedule`]), maps them there on
+//! [`Pool::threads`] threads, and brings the results back in input order,
+//! with [`MapStats`] saying where the time went. The root maps a share too,
+//! straight from the input. Nothing blocks forever: a panicking item is
+//! caught and handled by the failure policy ([`OnError`]), anything else
+//! ends the whole job with `MPI_Abort`.
+//!
+//! | call | who calls it | what it does |
+//! |---|---|---|
+//! | [`Pool::init`] | every rank, once | MPI up, panic hook, hostnames |
+//! | [`Pool::map`], [`Pool::map_with`] | every rank | results in a `Vec` on the root |
+//! | [`Pool::try_map_with`] | every rank | items that may fail with an `Err` |
+//! | [`Pool::map_init`] | every rank | state per compute thread (rayon's `map_init`) |
+//! | [`Pool::map_each`] | every rank | results to a closure on the root, in order or as they come |
+//! | [`Pool::map_task`] | every rank | any [`Task`], with a [`journal::Journal`] to resume killed runs |
+//! | [`Pool::send`], [`Pool::receive`], [`Pool::exchange`] | the two ranks involved | typed messages |
+//! | [`Pool::broadcast`], [`Pool::barrier`] | every rank | collectives |
 //!
 //! ```no_run
 //! // mpirun -n 5 target/release/examples/pool_map
@@ -16,28 +34,36 @@
 //! }
 //! ```
 //!
-//! Modules: [`schedule`] (how chunks travel: static, dynamic, guided),
-//! [`source`] (inputs in memory or generated), [`journal`] (resuming killed
-//! runs), [`interrupt`] (walltime signals), [`stats`] (what was measured),
-//! [`workloads`] (the built-in maps of the `hpcmap` command), [`report`]
-//! (text and JSON output, network model, scaling tables and plots).
+//! Runnable examples, each asserting its result, are in `examples/` (run
+//! them under `mpirun -n 2` or more). The pool's own messages travel on a
+//! private duplicate of the world communicator, so the user's messages
+//! (any tag, sent between maps or left unreceived) never disturb a map.
+//!
+//! # Features
+//!
+//! The default feature `cli` builds the `hpcmap` command (its modules are
+//! under `cli`). A library user needs none of it:
+//! `hpcmap = { version = "0.2", default-features = false }` compiles only
+//! the map (rsmpi, serde, bincode, rayon).
 
+pub mod chunking;
 mod codec;
 mod collect;
-mod comm;
 pub mod error;
+mod executor;
 mod failure;
 pub mod interrupt;
 pub mod journal;
-mod kernel;
-mod outbox;
-pub mod plan;
 mod pool;
-pub mod report;
 pub mod schedule;
 pub mod source;
 pub mod stats;
-pub mod workloads;
+pub mod task;
+mod transport;
+mod wire;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use codec::{CodecError, checksum};
 pub use error::MapError;
@@ -45,3 +71,4 @@ pub use pool::{Mapped, Pool, PoolError};
 pub use schedule::{MapOptions, OnError, Order, Schedule};
 pub use source::{Generated, Source};
 pub use stats::MapStats;
+pub use task::Task;

@@ -1,23 +1,28 @@
-//! `Pool`: MPI set-up, the map entry point, and typed messages between ranks.
+//! `Pool`: MPI set-up, the map entry points, and typed messages between ranks.
 //!
 //! Every rank of the job creates one `Pool` and calls the same methods in the
 //! same order (SPMD). Collective methods say so; the root (rank 0) holds the
 //! input and receives the results, the other ranks get `None` back.
 
+use mpi::Threading;
 use mpi::environment::Universe;
-use mpi::{Threading, topology::SimpleCommunicator};
+use mpi::point_to_point::{Destination, Source as _};
+use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+use mpi::traits::*;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec;
 use crate::collect::Collector;
-use crate::comm::{Comm, counts_and_displs};
 use crate::error::MapError;
+use crate::executor::Executor;
 use crate::failure::{fatal, install_panic_hook};
 use crate::journal::Journal;
-use crate::kernel::Kernel;
-use crate::schedule::{self, MapOptions, Order, Schedule, Work};
+use crate::schedule::{self, Map, MapOptions, Order};
 use crate::source::Source;
 use crate::stats::MapStats;
+use crate::task::{Fallible, Func, Task, WithState};
+use crate::transport::mpi::{Mpi, real};
+use crate::transport::{self, Transport};
 
 /// Why a pool could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +30,7 @@ pub enum PoolError {
     /// MPI was already initialized in this process (only one pool per process).
     #[error("MPI is already initialized in this process: create one Pool per process")]
     AlreadyInitialized,
-    /// The worker thread pool could not be built.
+    /// The compute threads could not be started.
     #[error("cannot start {threads} compute threads: {source}")]
     Threads {
         /// Requested thread count.
@@ -56,8 +61,11 @@ pub struct Mapped<U> {
 /// }
 /// ```
 pub struct Pool {
-    comm: Comm,
-    kernel: Kernel,
+    /// The pool's own traffic, on a private duplicate of the world communicator.
+    transport: Mpi,
+    /// The world communicator, for the user's messages.
+    world: SimpleCommunicator,
+    executor: Executor,
     hosts: Vec<String>,
     // Dropped last: finalizes MPI.
     _universe: Universe,
@@ -66,9 +74,11 @@ pub struct Pool {
 impl Pool {
     /// Collective: initializes MPI and gathers every rank's hostname on the root.
     ///
-    /// Installs a panic hook that aborts the whole job (naming the rank and
-    /// the item being mapped), so a panic on one rank never leaves the others
-    /// blocked. Compute uses one thread per rank; see [`Pool::with_threads`].
+    /// Installs a panic hook that aborts the whole job (naming the rank), so
+    /// a panic outside an item on one rank never leaves the others blocked;
+    /// a panic inside an item is caught and reported instead (see
+    /// [`crate::OnError`]). Compute uses one thread per rank; see
+    /// [`Pool::with_threads`].
     ///
     /// # Errors
     /// [`PoolError::AlreadyInitialized`] when MPI is already up in this process.
@@ -76,14 +86,21 @@ impl Pool {
         // Funneled: only the main thread talks MPI; compute threads never do.
         let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)
             .ok_or(PoolError::AlreadyInitialized)?;
-        let comm = Comm::new(universe.world());
+        let world = universe.world();
+        let transport = Mpi::new(&world);
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
-        install_panic_hook(comm.rank() as i32, host.clone());
-        let hosts = gather_hosts(&comm, host);
-        let kernel = Kernel::new(1).expect("one thread needs no pool");
+        install_panic_hook(transport.rank(), host.clone());
+        let hosts = match transport::gather_bytes(&transport, host.as_bytes()) {
+            Some(all) => all
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .collect(),
+            None => vec![host],
+        };
         Ok(Pool {
-            comm,
-            kernel,
+            transport,
+            world,
+            executor: Executor::new(1).expect("one thread needs no helpers"),
             hosts,
             _universe: universe,
         })
@@ -94,29 +111,29 @@ impl Pool {
     /// # Errors
     /// [`PoolError::Threads`] when the threads cannot be started.
     pub fn with_threads(mut self, threads: usize) -> Result<Pool, PoolError> {
-        self.kernel =
-            Kernel::new(threads).map_err(|source| PoolError::Threads { threads, source })?;
+        self.executor =
+            Executor::new(threads).map_err(|source| PoolError::Threads { threads, source })?;
         Ok(self)
     }
 
     /// This process's rank (0 is the root).
     pub fn rank(&self) -> usize {
-        self.comm.rank()
+        self.transport.rank()
     }
 
     /// Number of ranks in the job.
     pub fn size(&self) -> usize {
-        self.comm.size()
+        self.transport.size()
     }
 
     /// Whether this is the root rank, which holds the input and gets the results.
     pub fn is_root(&self) -> bool {
-        self.comm.is_root()
+        self.transport.is_root()
     }
 
     /// Compute threads per rank.
     pub fn threads(&self) -> usize {
-        self.kernel.threads()
+        self.executor.threads()
     }
 
     /// Hostname of every rank, by rank, on the root; this rank's own elsewhere.
@@ -124,27 +141,21 @@ impl Pool {
         &self.hosts
     }
 
-    /// Distinct hostnames in first-seen order (the job's nodes, on the root).
-    pub fn nodes(&self) -> Vec<String> {
-        let mut nodes: Vec<String> = Vec::new();
-        for h in &self.hosts {
-            if !nodes.contains(h) {
-                nodes.push(h.clone());
-            }
-        }
-        nodes
-    }
-
-    /// The world communicator, for code that needs rsmpi directly.
+    /// The world communicator, for code that needs rsmpi directly. The pool's
+    /// own messages travel on a private duplicate, so nothing sent here can
+    /// disturb a map.
     pub fn world(&self) -> &SimpleCommunicator {
-        self.comm.world()
+        &self.world
     }
 
     /// Collective: `Pool.map` with the default options (static schedule, one
-    /// block per rank). See [`Pool::map_with`].
+    /// block per rank, abort on a failed item). See [`Pool::map_with`].
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`].
     pub fn map<I, T, U, F>(&self, input: Option<&I>, f: F) -> Result<Mapped<U>, MapError>
     where
-        I: Source<Item = T> + ?Sized,
+        I: Source<Item = T> + Sync + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
@@ -152,27 +163,44 @@ impl Pool {
         self.map_with(input, &MapOptions::default(), f)
     }
 
-    /// Collective: applies `f` to every input item on some rank and returns the
-    /// results in input order on the root.
+    /// Collective: applies `f` to every input item on some rank and returns
+    /// the results in input order on the root.
     ///
-    /// Every rank must call it with the same `options`; the root passes
-    /// `Some(input)`, the others `None` (it is ignored there). The root maps a
-    /// share too. Items are serialized with bincode, moved as chunks, and each
-    /// rank maps its chunks with [`Pool::threads`] threads.
+    /// Every rank calls it with the same `options`; the root passes
+    /// `Some(input)`, the others `None` (it is ignored there). The root maps
+    /// a share too, straight from the input. Items travel to the other ranks
+    /// as bincode chunks, and each rank maps its chunks on
+    /// [`Pool::threads`] threads.
     ///
     /// # Errors
-    /// [`MapError::TooLarge`] when one collective would move over 2 GiB,
-    /// [`MapError::Codec`] when an input item fails to serialize on the root,
-    /// and [`MapError::RootFailed`] on the other ranks in either case. All
-    /// ranks return the error, so none is left blocked. On the root,
-    /// [`MapError::ItemFailed`] when an item panicked under
-    /// [`crate::OnError::Abort`] (or retries ran out): the panic is caught on
-    /// the rank that mapped it, and the map ends cleanly on every rank.
+    /// On the root: [`MapError::ItemFailed`] when an item panicked under
+    /// [`crate::OnError::Abort`] (or its retries ran out); the panic is
+    /// caught on the rank that mapped it, and the map ends cleanly on every
+    /// rank. [`MapError::Interrupted`] when a walltime signal (see
+    /// [`crate::interrupt`]) stopped it. [`MapError::TooLarge`] when one
+    /// collective would move over 2 GiB and [`MapError::Codec`] when an
+    /// input item fails to serialize (the other ranks get
+    /// [`MapError::RootFailed`] then). A map never returns `Ok` unless every
+    /// item is accounted for: mapped, or failed and skipped under
+    /// [`crate::OnError::Skip`] (listed in [`MapStats::skipped`]).
     ///
     /// # Panics
     /// When the root passes `None`. A panic outside `f` (a bug, a failed
     /// write of the journal) aborts the whole job with `MPI_Abort`, naming
     /// the rank.
+    ///
+    /// ```no_run
+    /// use hpcmap::{MapOptions, OnError, Schedule};
+    /// let pool = hpcmap::Pool::init().unwrap();
+    /// let options = MapOptions {
+    ///     schedule: Schedule::Dynamic,
+    ///     chunk: Some(16),
+    ///     on_error: OnError::Retry(2),
+    ///     ..MapOptions::default()
+    /// };
+    /// let input = pool.is_root().then(|| (0..1000u32).collect::<Vec<_>>());
+    /// let mapped = pool.map_with(input.as_deref(), &options, |x: u32| x.count_ones()).unwrap();
+    /// ```
     pub fn map_with<I, T, U, F>(
         &self,
         input: Option<&I>,
@@ -180,25 +208,92 @@ impl Pool {
         f: F,
     ) -> Result<Mapped<U>, MapError>
     where
-        I: Source<Item = T> + ?Sized,
+        I: Source<Item = T> + Sync + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
     {
-        let mut results = Vec::new();
-        let stats = self.run_map(input, options, None, Order::Input, f, |_, item| {
-            results.push(item)
-        })?;
-        Ok(Mapped {
-            results: self.is_root().then_some(results),
-            stats,
-        })
+        self.collect(input, options, &Func(f))
+    }
+
+    /// Collective: [`Pool::map_with`] for a fallible function: an `Err(e)`
+    /// fails the item, exactly like a panic, with `e`'s text, and the
+    /// failure policy decides what happens.
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`].
+    ///
+    /// ```no_run
+    /// let pool = hpcmap::Pool::init().unwrap();
+    /// let input = pool.is_root().then(|| vec!["1".to_string(), "x".into()]);
+    /// let parsed = pool.try_map_with(input.as_deref(), &Default::default(), |s: String| {
+    ///     s.parse::<u64>()
+    /// });
+    /// assert!(parsed.is_err() || !pool.is_root()); // "x" fails under the abort policy
+    /// ```
+    pub fn try_map_with<I, T, U, E, F>(
+        &self,
+        input: Option<&I>,
+        options: &MapOptions,
+        f: F,
+    ) -> Result<Mapped<U>, MapError>
+    where
+        I: Source<Item = T> + Sync + ?Sized,
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        E: std::fmt::Display,
+        F: Fn(T) -> Result<U, E> + Sync,
+    {
+        self.collect(input, options, &Fallible(f))
+    }
+
+    /// Collective: [`Pool::map_with`] with per-thread state, like rayon's
+    /// `map_init`: `init(thread)` runs once per compute thread of each rank
+    /// (on its first item), and `f(&mut state, item)` maps each item that
+    /// thread takes. The states are dropped when the map ends.
+    ///
+    /// # Errors
+    /// As [`Pool::map_with`].
+    ///
+    /// ```no_run
+    /// let pool = hpcmap::Pool::init().unwrap().with_threads(2).unwrap();
+    /// let input = pool.is_root().then(|| vec![3u64, 4, 5]);
+    /// // A scratch buffer per thread, reused for every item it maps.
+    /// let mapped = pool.map_init(
+    ///     input.as_deref(),
+    ///     &Default::default(),
+    ///     |_thread| Vec::<u64>::with_capacity(64),
+    ///     |scratch: &mut Vec<u64>, n: u64| {
+    ///         scratch.clear();
+    ///         scratch.extend(0..n);
+    ///         scratch.iter().sum::<u64>()
+    ///     },
+    /// ).unwrap();
+    /// ```
+    pub fn map_init<I, T, U, S, N, F>(
+        &self,
+        input: Option<&I>,
+        options: &MapOptions,
+        init: N,
+        f: F,
+    ) -> Result<Mapped<U>, MapError>
+    where
+        I: Source<Item = T> + Sync + ?Sized,
+        T: Serialize + DeserializeOwned + Send,
+        U: Serialize + DeserializeOwned + Send,
+        S: Send,
+        N: Fn(usize) -> S + Sync,
+        F: Fn(&mut S, T) -> U + Sync,
+    {
+        self.collect(input, options, &WithState { init, f })
     }
 
     /// Collective: like [`Pool::map_with`], but on the root each result is
-    /// handed to `sink(index, result)` in input order instead of being
-    /// collected: for folds and streaming writers that need no `Vec` of all
-    /// results. Chunks that arrive early wait in a reorder buffer.
+    /// handed to `sink(index, result)` instead of being collected: in input
+    /// order under [`Order::Input`] (chunks that arrive early wait), as they
+    /// arrive under [`Order::Completion`] (no reorder buffer; the checksum is
+    /// the same). For folds and streaming writers that need no `Vec` of all
+    /// results.
     ///
     /// # Errors
     /// As [`Pool::map_with`].
@@ -210,135 +305,106 @@ impl Pool {
         sink: S,
     ) -> Result<MapStats, MapError>
     where
-        I: Source<Item = T> + ?Sized,
+        I: Source<Item = T> + Sync + ?Sized,
         T: Serialize + DeserializeOwned + Send,
         U: Serialize + DeserializeOwned + Send,
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
-        self.run_map(input, options, None, Order::Input, f, sink)
+        self.map_task(input, options, &Func(f), None, sink)
     }
 
-    /// Collective: like [`Pool::map_each`], but `sink(index, result)` is
-    /// called as results arrive, in completion order. Nothing waits for an
-    /// earlier item and the root holds no reorder buffer. The checksum in the
-    /// returned stats equals the ordered one. (Under the static schedule
-    /// results arrive in input order anyway.)
+    /// Collective: the general map. Applies `task` (see [`crate::Task`]:
+    /// state per thread, fallible items, items that wait on other processes)
+    /// and hands each result to `sink` on the root, in `options.order`. With
+    /// a journal (root only; the others pass `None`), every complete chunk
+    /// is appended to it as it arrives, and chunks it already holds are not
+    /// computed again but handed to `sink` from the file, so a resumed run
+    /// gives the same results and checksum as an uninterrupted one.
     ///
     /// # Errors
     /// As [`Pool::map_with`].
-    pub fn map_each_unordered<I, T, U, F, S>(
+    pub fn map_task<I, T, K, S>(
         &self,
         input: Option<&I>,
         options: &MapOptions,
-        f: F,
-        sink: S,
-    ) -> Result<MapStats, MapError>
-    where
-        I: Source<Item = T> + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
-        F: Fn(T) -> U + Sync,
-        S: FnMut(usize, U),
-    {
-        self.run_map(input, options, None, Order::Completion, f, sink)
-    }
-
-    /// Collective: [`Pool::map_each`] (results in `order`) with a journal on
-    /// the root: every complete chunk is appended to it as it arrives, and
-    /// chunks it already holds are not computed again but handed to `sink`
-    /// from the file, so a resumed run gives the same results and checksum
-    /// as an uninterrupted one. Other ranks pass `None`.
-    ///
-    /// Under the dynamic and guided schedules a SIGTERM or SIGUSR1 (see
-    /// [`crate::interrupt::install`]) stops the map early with
-    /// [`MapError::Interrupted`], after journaling the chunks in flight.
-    ///
-    /// # Errors
-    /// As [`Pool::map_with`], plus [`MapError::Interrupted`].
-    pub fn map_each_journaled<I, T, U, F, S>(
-        &self,
-        input: Option<&I>,
-        options: &MapOptions,
+        task: &K,
         journal: Option<&mut Journal>,
-        order: Order,
-        f: F,
         sink: S,
     ) -> Result<MapStats, MapError>
     where
-        I: Source<Item = T> + ?Sized,
+        I: Source<Item = T> + Sync + ?Sized,
         T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
-        F: Fn(T) -> U + Sync,
-        S: FnMut(usize, U),
-    {
-        self.run_map(input, options, journal, order, f, sink)
-    }
-
-    fn run_map<I, T, U, F, S>(
-        &self,
-        input: Option<&I>,
-        options: &MapOptions,
-        journal: Option<&mut Journal>,
-        order: Order,
-        f: F,
-        sink: S,
-    ) -> Result<MapStats, MapError>
-    where
-        I: Source<Item = T> + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
-        F: Fn(T) -> U + Sync,
-        S: FnMut(usize, U),
+        K: Task<T>,
+        K::Output: Serialize + DeserializeOwned + Send,
+        S: FnMut(usize, K::Output),
     {
         if options.chunk == Some(0) {
             return Err(MapError::Invalid("chunk size must be at least 1".into()));
         }
+        if self.is_root() {
+            assert!(
+                input.is_some(),
+                "the root rank must pass Some(input) to map"
+            );
+        }
         let total = input.map_or(0, Source::len);
         // The root maps only what the journal does not hold yet.
         let todo = match (&journal, input) {
-            (Some(j), Some(i)) => j.todo(i.len()),
-            (_, Some(i)) => std::iter::once(0..i.len()).collect(),
-            _ => Vec::new(),
+            (Some(j), Some(_)) => j.todo(total),
+            (None, Some(_)) => std::iter::once(0..total).collect(),
+            (_, None) => Vec::new(),
         };
-        let mut collector = Collector::new(order == Order::Input, journal, sink);
-        collector.replay::<U>();
-        let (comm, kernel) = (&self.comm, &self.kernel);
-        let work = Work {
+        let mut collector = Collector::new(options.order == Order::Input, journal, sink);
+        let map = Map {
+            transport: &self.transport,
+            executor: &self.executor,
             input,
             todo,
             options,
+            task,
+            reorder_limit: schedule::REORDER_LIMIT_BYTES,
         };
-        let mut stats = match options.schedule {
-            Schedule::Static => schedule::scatter::run(comm, kernel, work, &f, &mut collector)?,
-            Schedule::Dynamic | Schedule::Guided => {
-                schedule::dynamic::run(comm, kernel, work, &f, &mut collector)
+        let stats = schedule::run(map, &mut collector)?;
+        if !self.is_root() {
+            return Ok(stats);
+        }
+        collector.conclude(stats, total, &self.hosts)
+    }
+
+    /// [`Pool::map_task`] collecting the results into a `Vec` on the root.
+    fn collect<I, T, K>(
+        &self,
+        input: Option<&I>,
+        options: &MapOptions,
+        task: &K,
+    ) -> Result<Mapped<K::Output>, MapError>
+    where
+        I: Source<Item = T> + Sync + ?Sized,
+        T: Serialize + DeserializeOwned + Send,
+        K: Task<T>,
+        K::Output: Serialize + DeserializeOwned + Send,
+    {
+        let mut results = Vec::new();
+        let mut slots: Vec<Option<K::Output>> = Vec::new();
+        let ordered = options.order == Order::Input;
+        let stats = self.map_task(input, options, task, None, |index, item| {
+            if ordered {
+                results.push(item);
+            } else {
+                if slots.len() <= index {
+                    slots.resize_with(index + 1, || None);
+                }
+                slots[index] = Some(item);
             }
-        };
-        if let Some(signal) = stats.interrupted {
-            return Err(MapError::Interrupted {
-                signal: signal.to_string(),
-                done: collector.done() as u64,
-                total: total as u64,
-            });
+        })?;
+        if !ordered {
+            results = slots.into_iter().flatten().collect();
         }
-        let mut failures = collector.failures().to_vec();
-        failures.sort_by_key(|f| f.index);
-        if collector.aborted() {
-            let first = failures.swap_remove(0);
-            return Err(MapError::ItemFailed {
-                index: first.index,
-                rank: first.rank,
-                host: self
-                    .hosts
-                    .get(first.rank as usize)
-                    .cloned()
-                    .unwrap_or_default(),
-                message: first.message,
-            });
-        }
-        stats.skipped = failures;
-        Ok(stats)
+        Ok(Mapped {
+            results: self.is_root().then_some(results),
+            stats,
+        })
     }
 
     /// Collective: every rank gets the root's `value` (others pass `None`).
@@ -346,33 +412,55 @@ impl Pool {
     /// # Panics
     /// When the root passes `None`.
     pub fn broadcast<T: Serialize + DeserializeOwned>(&self, value: Option<&T>) -> T {
-        let mut bytes = if self.is_root() {
+        let mut len = [0u64];
+        let mut bytes = Vec::new();
+        if self.is_root() {
             let value = value.expect("the root rank must pass Some(value) to broadcast");
-            codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()))
-        } else {
-            Vec::new()
-        };
-        self.comm.broadcast_bytes(&mut bytes);
+            bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
+            len[0] = bytes.len() as u64;
+        }
+        self.root().broadcast_into(&mut len[..]);
+        bytes.resize(len[0] as usize, 0);
+        if !bytes.is_empty() {
+            self.root().broadcast_into(&mut bytes[..]);
+        }
         codec::decode_value(&bytes).unwrap_or_else(|e| fatal(&e.to_string()))
     }
 
-    /// Point-to-point: sends `value` to rank `dest` (a `Queue.put` across ranks).
+    /// Point-to-point on the world communicator: sends `value` to rank
+    /// `dest` (a `Queue.put` across ranks). Blocks until MPI can take it.
     pub fn send<T: Serialize>(&self, dest: usize, tag: i32, value: &T) {
         let bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
-        self.comm.send_bytes(dest, tag, &bytes);
+        self.world
+            .process_at_rank(dest as Rank)
+            .send_with_tag(real(&bytes), tag);
     }
 
-    /// Point-to-point: receives a value sent with `tag` from `source`, or from
-    /// any rank when `None` (a `Queue.get`). Returns the sender's rank too.
+    /// Point-to-point on the world communicator: receives a value sent with
+    /// `tag` from `source`, or from any rank when `None` (a `Queue.get`).
+    /// Returns the sender's rank too.
     pub fn receive<T: DeserializeOwned>(&self, source: Option<usize>, tag: i32) -> (T, usize) {
-        let (from, bytes) = self.comm.receive_bytes(source, tag);
+        let (bytes, status) = match source {
+            Some(s) => self
+                .world
+                .process_at_rank(s as Rank)
+                .matched_probe_with_tag(tag)
+                .matched_receive_vec::<u8>(),
+            None => self
+                .world
+                .any_process()
+                .matched_probe_with_tag(tag)
+                .matched_receive_vec::<u8>(),
+        };
+        let from = status.source_rank() as usize;
         let value = codec::decode_value(&bytes)
             .unwrap_or_else(|e| fatal(&format!("message from rank {from}: {e}")));
         (value, from)
     }
 
-    /// Point-to-point both ways: sends `value` to `dest` while receiving from
-    /// `source`. Deadlock-free in rings and shifts, whatever the message size.
+    /// Point-to-point both ways (MPI_Sendrecv on the world communicator):
+    /// sends `value` to `dest` while receiving from `source`. Deadlock-free
+    /// in rings and shifts, whatever the message size.
     pub fn exchange<T: Serialize, U: DeserializeOwned>(
         &self,
         value: &T,
@@ -381,49 +469,51 @@ impl Pool {
         tag: i32,
     ) -> U {
         let bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
-        let back = self.comm.exchange_bytes(&bytes, dest, source, tag);
+        let to = self.world.process_at_rank(dest as Rank);
+        let from = self.world.process_at_rank(source as Rank);
+        let (len, _) = mpi::point_to_point::send_receive_with_tags::<u64, _, u64, _>(
+            &(bytes.len() as u64),
+            &to,
+            tag,
+            &from,
+            tag,
+        );
+        // A real allocation even when empty: an empty slice's address is MPI_IN_PLACE.
+        let mut back = Vec::with_capacity((len as usize).max(1));
+        back.resize(len as usize, 0u8);
+        mpi::point_to_point::send_receive_into_with_tags(
+            real(&bytes),
+            &to,
+            tag,
+            &mut back[..],
+            &from,
+            tag,
+        );
         codec::decode_value(&back)
             .unwrap_or_else(|e| fatal(&format!("message from rank {source}: {e}")))
     }
 
-    /// Point-to-point: sends raw bytes (no serialization), for benchmarks.
+    /// Point-to-point on the world communicator: sends raw bytes (no
+    /// serialization), for benchmarks.
     pub fn send_raw(&self, dest: usize, tag: i32, bytes: &[u8]) {
-        self.comm.send_bytes(dest, tag, bytes);
+        self.world
+            .process_at_rank(dest as Rank)
+            .send_with_tag(real(bytes), tag);
     }
 
     /// Point-to-point: receives exactly `buf.len()` raw bytes from `source`.
     pub fn receive_raw_into(&self, source: usize, tag: i32, buf: &mut [u8]) {
-        self.comm.receive_into(source, tag, buf);
+        self.world
+            .process_at_rank(source as Rank)
+            .receive_into_with_tag(buf, tag);
     }
 
     /// Collective: waits until every rank gets here.
     pub fn barrier(&self) {
-        self.comm.barrier();
+        self.world.barrier();
     }
-}
 
-/// Collective: every rank's hostname, by rank, on the root.
-fn gather_hosts(comm: &Comm, host: String) -> Vec<String> {
-    let lens = comm.gather_u64s(&[host.len() as u64]);
-    let lens: Option<Vec<usize>> = lens.map(|l| l.into_iter().map(|x| x as usize).collect());
-    let layout = lens
-        .as_deref()
-        .map(|l| counts_and_displs(l).expect("hostnames are short"));
-    match comm.gather_bytes(
-        host.as_bytes(),
-        layout.as_ref().map(|(c, d)| (&c[..], &d[..])),
-    ) {
-        Some(all) => {
-            let lens = lens.unwrap_or_default();
-            let mut at = 0;
-            lens.iter()
-                .map(|&l| {
-                    let name = String::from_utf8_lossy(&all[at..at + l]).into_owned();
-                    at += l;
-                    name
-                })
-                .collect()
-        }
-        None => vec![host],
+    fn root(&self) -> mpi::topology::Process<'_> {
+        self.world.process_at_rank(0)
     }
 }

@@ -1,9 +1,10 @@
 //! Where the root's input comes from: a slice in memory, or items generated
 //! by index on demand.
 //!
-//! A generated source lets the root hand out a hundred million items without
-//! ever holding them: the dynamic schedule builds and serializes one chunk at
-//! a time, so the root's memory is bounded by the chunks in flight.
+//! The root reads a source chunk by chunk: borrowed ([`Source::with_range`])
+//! to encode chunks for other ranks, owned ([`Source::items`]) to map its
+//! own share without encoding it at all. A generated source lets the root
+//! hand out a hundred million items without ever holding them.
 
 use std::ops::Range;
 
@@ -22,9 +23,13 @@ pub trait Source {
 
     /// Calls `f` with the items of `range` (which lies within `0..len()`).
     fn with_range<R>(&self, range: Range<usize>, f: impl FnOnce(&[Self::Item]) -> R) -> R;
+
+    /// The items of `range`, owned, in order (the root maps its own share
+    /// from these).
+    fn items(&self, range: Range<usize>) -> impl Iterator<Item = Self::Item> + Send + '_;
 }
 
-impl<T> Source for [T] {
+impl<T: Clone + Sync> Source for [T] {
     type Item = T;
 
     fn len(&self) -> usize {
@@ -33,6 +38,10 @@ impl<T> Source for [T] {
 
     fn with_range<R>(&self, range: Range<usize>, f: impl FnOnce(&[T]) -> R) -> R {
         f(&self[range])
+    }
+
+    fn items(&self, range: Range<usize>) -> impl Iterator<Item = T> + Send + '_ {
+        self[range].iter().cloned()
     }
 }
 
@@ -57,7 +66,7 @@ impl<F> Generated<F> {
     }
 }
 
-impl<T, F: Fn(usize) -> T> Source for Generated<F> {
+impl<T, F: Fn(usize) -> T + Sync> Source for Generated<F> {
     type Item = T;
 
     fn len(&self) -> usize {
@@ -67,6 +76,10 @@ impl<T, F: Fn(usize) -> T> Source for Generated<F> {
     fn with_range<R>(&self, range: Range<usize>, f: impl FnOnce(&[T]) -> R) -> R {
         let items: Vec<T> = range.map(&self.item).collect();
         f(&items)
+    }
+
+    fn items(&self, range: Range<usize>) -> impl Iterator<Item = T> + Send + '_ {
+        range.map(&self.item)
     }
 }
 
@@ -82,6 +95,10 @@ mod tests {
         assert_eq!(
             v[..].with_range(3..6, |s| s.to_vec()),
             g.with_range(3..6, |s| s.to_vec())
+        );
+        assert_eq!(
+            v[..].items(2..5).collect::<Vec<_>>(),
+            g.items(2..5).collect::<Vec<_>>()
         );
     }
 }

@@ -1,13 +1,20 @@
 //! What one map measured: phase times, bytes moved, per-rank work, checksum.
 //!
-//! Measuring lives here and in the schedules; turning it into text or JSON
-//! lives in `report`. Times are seconds from `MPI_Wtime`-grade clocks
-//! (`std::time::Instant`) taken on the rank that did the work.
+//! The schedules measure into a [`Meter`] and gather one [`Row`] per rank;
+//! [`MapStats`] is built from them here and nowhere else. Turning it into
+//! text or JSON is the command's business. Times are seconds from
+//! `std::time::Instant`, taken on the rank that did the work.
 
-use serde::Serialize;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::Schedule;
+use crate::wire::Row;
 
 /// Minimum, mean and maximum of one quantity across ranks.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Spread {
     /// Smallest value.
     pub min: f64,
@@ -48,7 +55,8 @@ impl Spread {
 }
 
 /// Where the root's wall time went, in seconds.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Phases {
     /// Root: cutting the input into chunks and serializing them.
     pub serialize: f64,
@@ -65,18 +73,40 @@ pub struct Phases {
 }
 
 /// An item whose mapping panicked.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ItemFailure {
     /// The item's index in the input.
     pub index: u64,
     /// The rank that mapped it.
     pub rank: u64,
-    /// The panic message and location.
+    /// Why it failed: the panic message and location, or the task's error.
     pub message: String,
 }
 
+impl ItemFailure {
+    /// Marks a message as a caught panic's (see [`ItemFailure::describe`]).
+    pub const PANICKED: &'static str = "panicked: ";
+
+    /// One line naming the item, the rank and its host, and what happened,
+    /// e.g. `rank 1 (node2) panicked while mapping item 42: ...`.
+    pub fn describe(&self, host: &str) -> String {
+        match self.message.strip_prefix(Self::PANICKED) {
+            Some(panic) => format!(
+                "rank {} ({host}) panicked while mapping item {}: {panic}",
+                self.rank, self.index
+            ),
+            None => format!(
+                "item {} failed on rank {} ({host}): {}",
+                self.index, self.rank, self.message
+            ),
+        }
+    }
+}
+
 /// What one rank did.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct RankStats {
     /// Items mapped.
     pub items: u64,
@@ -89,7 +119,8 @@ pub struct RankStats {
 }
 
 /// The measurements of one map, complete on the root.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MapStats {
     /// Schedule name: `static`, `dynamic` or `guided`.
     pub schedule: String,
@@ -118,12 +149,120 @@ pub struct MapStats {
     pub per_rank: Vec<RankStats>,
     /// Items that failed and were skipped (`OnError::Skip`), by index.
     pub skipped: Vec<ItemFailure>,
-    /// The signal that stopped the map early, if one did.
+    /// The most bytes of early results the root's reorder buffer held.
+    pub reorder_peak_bytes: u64,
+    /// The signal that stopped the map early (its number), if one did.
     #[serde(skip)]
-    pub interrupted: Option<&'static str>,
+    pub stopped_by: Option<u64>,
+}
+
+/// What the root measures while a map runs; see [`MapStats::assemble`].
+#[derive(Debug)]
+pub struct Meter {
+    started: Instant,
+    /// Phase times so far (compute is filled in from the rows).
+    pub phases: Phases,
+    /// Input bytes sent to other ranks.
+    pub bytes_scattered: u64,
+    /// Result bytes received from other ranks.
+    pub bytes_gathered: u64,
+    /// Chunks handed out (dynamic) or planned (static).
+    pub chunks: u64,
+    /// The largest chunk, items.
+    pub largest_chunk: u64,
+}
+
+impl Meter {
+    /// Starts the wall clock.
+    pub fn start() -> Meter {
+        Meter {
+            started: Instant::now(),
+            phases: Phases::default(),
+            bytes_scattered: 0,
+            bytes_gathered: 0,
+            chunks: 0,
+            largest_chunk: 0,
+        }
+    }
+
+    /// Seconds since the map started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Counts a chunk of `items` items.
+    pub fn chunk(&mut self, items: usize) {
+        self.chunks += 1;
+        self.largest_chunk = self.largest_chunk.max(items as u64);
+    }
 }
 
 impl MapStats {
+    /// The root's stats of a finished map: its own measurements and every
+    /// rank's row, by rank.
+    pub fn assemble(
+        schedule: Schedule,
+        meter: Meter,
+        rows: &[Row],
+        threads: usize,
+        checksum: u64,
+    ) -> MapStats {
+        let seconds = |ns: u64| ns as f64 * 1e-9;
+        let compute = Spread::of(rows.iter().map(|r| seconds(r.compute_ns)));
+        let per_rank = rows
+            .iter()
+            .map(|r| RankStats {
+                items: r.items,
+                chunks: r.chunks,
+                compute_s: seconds(r.compute_ns),
+                // Static ranks idle from their own end to the slowest rank's.
+                wait_s: match schedule {
+                    Schedule::Static => compute.max - seconds(r.compute_ns),
+                    _ => seconds(r.wait_ns),
+                },
+            })
+            .collect();
+        let stopped_by = rows.iter().map(|r| r.stopped_by).find(|&s| s != 0);
+        MapStats {
+            schedule: schedule.name().into(),
+            items: rows.iter().map(|r| r.items).sum(),
+            ranks: rows.len() as u64,
+            threads: threads as u64,
+            chunk: meter.largest_chunk,
+            chunks: meter.chunks,
+            wall_s: meter.started.elapsed().as_secs_f64(),
+            phases: Phases {
+                compute,
+                ..meter.phases
+            },
+            bytes_scattered: meter.bytes_scattered,
+            bytes_gathered: meter.bytes_gathered,
+            checksum,
+            per_rank,
+            skipped: Vec::new(),
+            reorder_peak_bytes: 0,
+            stopped_by,
+        }
+    }
+
+    /// A non-root rank's stats: its own row only.
+    pub fn of_rank(schedule: Schedule, row: &Row, ranks: usize, threads: usize) -> MapStats {
+        MapStats {
+            schedule: schedule.name().into(),
+            items: row.items,
+            ranks: ranks as u64,
+            threads: threads as u64,
+            chunks: row.chunks,
+            phases: Phases {
+                compute: Spread::of([row.compute_ns as f64 * 1e-9]),
+                wait: row.wait_ns as f64 * 1e-9,
+                ..Phases::default()
+            },
+            stopped_by: (row.stopped_by != 0).then_some(row.stopped_by),
+            ..MapStats::default()
+        }
+    }
+
     /// Items per second of wall time.
     pub fn items_per_s(&self) -> f64 {
         if self.wall_s > 0.0 {

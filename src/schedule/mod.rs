@@ -1,20 +1,33 @@
 //! Schedules: how chunks get from the root to the ranks and back.
 //!
-//! `scatter` is the static schedule (Scatterv / Gatherv collectives, one
-//! round); `dynamic` is master-worker over point-to-point, for the dynamic
-//! and guided schedules. Every schedule returns results in input order (or
-//! as they complete, for unordered maps) and the same checksum for the same
-//! input.
+//! `scatter` is the static schedule (collectives, one round); `master` and
+//! `worker` are the two sides of the dynamic and guided schedules
+//! (point-to-point, chunks on demand). Every schedule hands results to the
+//! root's collector in input order (or as they complete, for unordered
+//! maps) and gives the same checksum for the same input. They share the
+//! chunking rules (`chunking`), the frames (`wire`), the compute step
+//! (`executor`) and the stats (`stats`).
 
-pub mod dynamic;
-pub mod scatter;
+pub mod master;
+mod scatter;
+mod worker;
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::collect::Collector;
+use crate::error::MapError;
+use crate::executor::Executor;
+use crate::source::Source;
+use crate::stats::MapStats;
+use crate::task::Task;
+use crate::transport::Transport;
+
 /// How items are assigned to ranks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Schedule {
     /// Chunks dealt round-robin up front and moved with one Scatterv and one
     /// Gatherv: the least communication, but no load balancing.
@@ -30,6 +43,9 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Every schedule, in the order reports list them.
+    pub const ALL: [Schedule; 3] = [Schedule::Static, Schedule::Dynamic, Schedule::Guided];
+
     /// The schedule's name as used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -49,13 +65,26 @@ impl fmt::Display for Schedule {
 impl FromStr for Schedule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        <Schedule as clap::ValueEnum>::from_str(s, true)
+        Schedule::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("expected static, dynamic or guided, got '{s}'"))
     }
 }
 
-/// What happens when mapping an item panics. The panic is caught on the rank
-/// that mapped it (the rank survives) and reported to the root with the
-/// item's index and message.
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The most retries `retry=N` may ask for: past this a failing item is
+/// not flaky, and N retries of a slow item would run for hours.
+pub const MAX_RETRIES: u32 = 100;
+
+/// What happens when mapping an item fails (it panics, or its task returns
+/// an error). The failure is caught on the rank that mapped it (the rank
+/// survives) and reported to the root with the item's index and message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnError {
     /// End the map cleanly with [`crate::MapError::ItemFailed`]: no new work
@@ -77,9 +106,11 @@ impl FromStr for OnError {
             _ => s
                 .strip_prefix("retry=")
                 .and_then(|n| n.parse::<u32>().ok())
-                .filter(|&n| n >= 1)
+                .filter(|&n| (1..=MAX_RETRIES).contains(&n))
                 .map(OnError::Retry)
-                .ok_or_else(|| format!("expected abort, skip or retry=N (N >= 1), got '{s}'")),
+                .ok_or_else(|| {
+                    format!("expected abort, skip or retry=N (1 <= N <= {MAX_RETRIES}), got '{s}'")
+                }),
         }
     }
 }
@@ -95,46 +126,74 @@ impl fmt::Display for OnError {
 }
 
 /// In which order the root hands results on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Order {
     /// Input order (chunks that arrive early wait).
+    #[default]
     Input,
-    /// As they arrive.
+    /// As they arrive: no reorder buffer; the same checksum.
     Completion,
 }
 
-/// What one map call is to do, as the schedules see it.
-pub struct Work<'a, I: ?Sized> {
-    /// The input (on the root).
-    pub input: Option<&'a I>,
-    /// The item ranges still to map, in order (on the root).
-    pub todo: Vec<std::ops::Range<usize>>,
-    /// Schedule, chunking, failure policy.
-    pub options: &'a MapOptions,
-}
-
-/// Options of one map call.
+/// Options of one map call; every rank passes the same.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MapOptions {
     /// How items are assigned to ranks.
     pub schedule: Schedule,
-    /// Items per chunk; `None` picks the schedule's default (static: one block per rank).
+    /// Items per chunk; `None` picks the schedule's default (see `chunking`).
     pub chunk: Option<usize>,
     /// What a failing item does to the map.
     pub on_error: OnError,
+    /// In which order the root's sink sees the results.
+    pub order: Order,
+}
+
+/// One map as the schedules see it.
+pub struct Map<'a, I: ?Sized, K> {
+    /// The pool's private channel.
+    pub transport: &'a dyn Transport,
+    /// This rank's compute threads.
+    pub executor: &'a Executor,
+    /// The input (on the root).
+    pub input: Option<&'a I>,
+    /// The item ranges still to map, in order (on the root).
+    pub todo: Vec<Range<usize>>,
+    /// Schedule, chunking, failure policy.
+    pub options: &'a MapOptions,
+    /// What to do with each item.
+    pub task: &'a K,
+    /// Bytes of early results the root holds (ordered maps) beyond which
+    /// new hand-outs wait until the gap is filled: back-pressure that bounds
+    /// the root's memory.
+    pub reorder_limit: usize,
+}
+
+/// The default [`Map::reorder_limit`].
+pub const REORDER_LIMIT_BYTES: usize = 32 << 20;
+
+/// Runs one map under its schedule; results go to `collector` on the root.
+///
+/// # Errors
+/// See [`crate::Pool::map_with`].
+pub fn run<I, T, K, S>(
+    map: Map<'_, I, K>,
+    collector: &mut Collector<'_, K::Output, S>,
+) -> Result<MapStats, MapError>
+where
+    I: Source<Item = T> + Sync + ?Sized,
+    T: Serialize + DeserializeOwned + Send,
+    K: Task<T>,
+    K::Output: Serialize + DeserializeOwned + Send,
+    S: FnMut(usize, K::Output),
+{
+    match map.options.schedule {
+        Schedule::Static => scatter::run(map, collector),
+        Schedule::Dynamic | Schedule::Guided if map.transport.is_root() => {
+            Ok(master::run(map, collector))
+        }
+        Schedule::Dynamic | Schedule::Guided => Ok(worker::run(map)),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policies_parse_and_print() {
-        for text in ["abort", "skip", "retry=3"] {
-            assert_eq!(text.parse::<OnError>().unwrap().to_string(), text);
-        }
-        for bad in ["retry", "retry=0", "retry=-1", "ignore", ""] {
-            assert!(bad.parse::<OnError>().is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

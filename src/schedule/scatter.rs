@@ -1,308 +1,269 @@
 //! The static schedule: one Scatterv out, one Gatherv back.
 //!
-//! 1. Root serializes every rank's chunks back to back and broadcasts a
-//!    header `[status, items, chunk]` so all ranks know the plan (or that the
-//!    root failed, so nobody blocks in a collective the root never enters).
+//! 1. The root plans the chunks (`chunking::StaticPlan`), encodes the other
+//!    ranks' chunks back to back and broadcasts the [`Plan`] frame (or that
+//!    it failed, so nobody blocks in a collective the root never enters).
 //! 2. Scatter of byte counts, Scatterv of the bytes. The root's own share
-//!    stays where it is: it decodes it straight from its send buffer.
-//! 3. Each rank decodes, maps and encodes its chunks.
-//! 4. Gatherv of a counter row per rank (items, chunks, times, result byte
-//!    length of each chunk). The root blocks here until the slowest rank is
-//!    done: that is the "wait" phase.
-//! 5. Root broadcasts whether the result fits one Gatherv, then gathers the
-//!    other ranks' result bytes and walks the chunks in item order to decode
-//!    and checksum them (its own from its own buffer).
+//!    never becomes bytes: it maps it straight from the input.
+//! 3. Every rank maps its chunks; the others encode their results.
+//! 4. Gather of one [`Row`] per rank (items, times, each chunk's result
+//!    length). The root blocks here until the slowest rank is done: that is
+//!    the "wait" phase.
+//! 5. The root broadcasts whether the results fit one Gatherv, gathers the
+//!    other ranks' result bytes, and hands every chunk to the collector in
+//!    item order (its own as values).
+//!
+//! A walltime signal makes every rank abandon what it has left; the
+//! collectives still complete, and the map ends interrupted.
 
 use std::time::Instant;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::collect::Collector;
-use crate::comm::{Comm, counts_and_displs};
+use super::Map;
+use crate::chunking::StaticPlan;
+use crate::codec::{self, Decoder};
+use crate::collect::{Collector, Received};
 use crate::error::MapError;
-use crate::kernel::Kernel;
-use crate::plan::Plan;
-use crate::schedule::Work;
+use crate::executor::{Batch, Chunk, States};
+use crate::failure::fatal;
+use crate::schedule::Schedule;
 use crate::source::Source;
-use crate::stats::{MapStats, Phases, RankStats, Spread};
-use crate::{codec, schedule::Schedule};
+use crate::stats::{MapStats, Meter};
+use crate::task::Task;
+use crate::transport::{self, MAX_MESSAGE};
+use crate::wire::{self, Outcome, Plan, Row};
 
-const OK: u64 = 0;
-const FAILED: u64 = 1;
-/// Counters at the head of each rank's row: items, chunks, compute ns.
-const FIXED: usize = 3;
-
-/// Root-side serialized input: all bytes plus each rank's share.
-struct Serialized {
+/// The root's encoding of the other ranks' chunks: all bytes, and each
+/// rank's share of them (its own is 0).
+struct Encoded {
     bytes: Vec<u8>,
-    per_rank: Vec<usize>,
+    lens: Vec<usize>,
 }
 
-fn serialize<S>(input: &S, plan: &Plan) -> Result<Serialized, MapError>
+fn encode_others<I>(input: &I, plan: &StaticPlan) -> Result<Encoded, MapError>
 where
-    S: Source + ?Sized,
-    S::Item: Serialize,
+    I: Source + ?Sized,
+    I::Item: Serialize,
 {
     let mut bytes = Vec::new();
-    let mut per_rank = vec![0usize; plan.ranks];
-    for (rank, share) in per_rank.iter_mut().enumerate() {
+    let mut lens = vec![0usize; plan.ranks];
+    for (rank, len) in lens.iter_mut().enumerate().skip(1) {
         for k in plan.chunks_of(rank) {
-            *share += input.with_range(plan.range(k), |items| {
+            *len += input.with_range(plan.range(k), |items| {
                 codec::encode_items(items, &mut bytes)
             })?;
+            if bytes.len() > MAX_MESSAGE {
+                return Err(MapError::TooLarge { bytes: bytes.len() });
+            }
         }
     }
-    counts_and_displs(&per_rank)?;
-    Ok(Serialized { bytes, per_rank })
+    Ok(Encoded { bytes, lens })
 }
 
-/// Scatterv counts and displacements into the root's whole send buffer, with
-/// the root's count zeroed: it keeps its share instead of sending it to itself.
-fn others_only(lens: &[usize]) -> Result<(Vec<i32>, Vec<i32>), MapError> {
-    let (mut counts, displs) = counts_and_displs(lens)?;
-    counts[0] = 0;
-    Ok((counts, displs))
-}
-
-/// Runs one static map; results go to `collector` on the root. See the
-/// module docs for the protocol.
-pub fn run<I, T, U, F, S>(
-    comm: &Comm,
-    kernel: &Kernel,
-    work: Work<'_, I>,
-    f: &F,
-    collector: &mut Collector<'_, S>,
+/// Runs one static map; see the module docs.
+pub fn run<I, T, K, S>(
+    map: Map<'_, I, K>,
+    collector: &mut Collector<'_, K::Output, S>,
 ) -> Result<MapStats, MapError>
 where
-    I: Source<Item = T> + ?Sized,
+    I: Source<Item = T> + Sync + ?Sized,
     T: Serialize + DeserializeOwned + Send,
-    U: Serialize + DeserializeOwned + Send,
-    F: Fn(T) -> U + Sync,
-    S: FnMut(usize, U),
+    K: Task<T>,
+    K::Output: Serialize + DeserializeOwned + Send,
+    S: FnMut(usize, K::Output),
 {
-    let start = Instant::now();
-    let (rank, size) = (comm.rank(), comm.size());
+    let t = map.transport;
+    let (rank, size) = (t.rank(), t.size());
+    let mut meter = Meter::start();
 
-    let options = work.options;
-
-    // 1. Serialize on the root and agree on the plan: the chunk size and the
-    //    spans still to map (one, 0..items, unless resuming from a journal).
-    let mut header = [FAILED, 0, 0];
-    let mut root_input = None;
+    // 1. Plan and encode on the root; everyone learns the plan.
     let mut root_error = None;
-    let mut spans: Vec<u64> = Vec::new();
-    if comm.is_root() {
-        let input = work
-            .input
-            .expect("the root rank must pass Some(input) to map");
-        let plan = Plan::over(work.todo, size, options.chunk);
-        match serialize(input, &plan) {
-            Ok(s) => {
-                spans = plan
-                    .spans()
-                    .iter()
-                    .flat_map(|s| [s.start as u64, s.end as u64])
-                    .collect();
-                header = [OK, plan.chunk as u64, spans.len() as u64];
-                root_input = Some(s);
+    let mut encoded = None;
+    let mut frame = Plan::default();
+    if let Some(input) = map.input.filter(|_| t.is_root()) {
+        let plan = StaticPlan::over(map.todo.clone(), size, map.options.chunk);
+        match encode_others(input, &plan) {
+            Ok(e) => {
+                encoded = Some(e);
+                frame = Plan {
+                    ok: true,
+                    chunk: plan.chunk,
+                    spans: plan.spans().to_vec(),
+                };
             }
             Err(e) => root_error = Some(e),
         }
     }
-    let serialize_s = start.elapsed().as_secs_f64();
-    comm.broadcast_u64s(&mut header);
-    if header[0] != OK {
+    meter.phases.serialize = meter.elapsed();
+    let frame = transport::broadcast_bytes(t, t.is_root().then(|| frame.encode()));
+    let frame = Plan::parse(&frame).unwrap_or_else(|e| fatal(&e.to_string()));
+    if !frame.ok {
         return Err(root_error.unwrap_or(MapError::RootFailed));
     }
-    spans.resize(header[2] as usize, 0);
-    comm.broadcast_u64s(&mut spans);
-    let spans = spans
-        .chunks(2)
-        .map(|s| s[0] as usize..s[1] as usize)
-        .collect();
-    let plan = Plan::over(spans, size, Some(header[1] as usize));
+    let plan = StaticPlan::over(frame.spans, size, Some(frame.chunk));
 
     // 2. Scatter to the other ranks.
-    let t = Instant::now();
-    let lens: Option<Vec<u64>> = root_input
-        .as_ref()
-        .map(|s| s.per_rank.iter().map(|&l| l as u64).collect());
-    let my_len = comm.scatter_u64(lens.as_deref()) as usize;
-    let received = match &root_input {
-        Some(s) => {
-            let (counts, displs) = others_only(&s.per_rank)?;
-            comm.scatter_bytes(Some((&s.bytes, &counts, &displs)), 0);
-            None
-        }
-        None => Some(comm.scatter_bytes(None, my_len)),
-    };
-    let bytes_scattered = root_input
-        .as_ref()
-        .map_or(0, |s| (s.bytes.len() - s.per_rank[0]) as u64);
-    let scatter_s = t.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let my_len = transport::scatter_lens(t, encoded.as_ref().map(|e| &e.lens[..]));
+    let mut mine = vec![0u8; my_len];
+    t.scatterv(
+        encoded.as_ref().map(|e| (&e.bytes[..], &e.lens[..])),
+        &mut mine,
+    );
+    meter.bytes_scattered = encoded.as_ref().map_or(0, |e| e.bytes.len() as u64);
+    drop(encoded);
+    meter.phases.scatter = started.elapsed().as_secs_f64();
 
-    // 3. Compute, chunk by chunk, straight from the received (or own) bytes.
-    let t = Instant::now();
-    let mine: &[u8] = match (&received, &root_input) {
-        (Some(bytes), _) => bytes,
-        (None, Some(s)) => &s.bytes[..s.per_rank[0]],
-        (None, None) => unreachable!("non-root ranks always receive"),
-    };
-    let my_chunks: Vec<usize> = plan.chunks_of(rank).collect();
-    let my_items = plan.items_of(rank);
+    // 3. Compute this rank's chunks.
+    let started = Instant::now();
+    let states = States::new(map.executor.threads());
+    let mut row = Row::default();
+    let mut own: Vec<Batch<K::Output>> = Vec::new();
     let mut out = Vec::new();
-    let mut row = vec![my_items as u64, my_chunks.len() as u64, 0];
-    let mut at = 0;
-    let mut abandoned = false;
-    for &k in &my_chunks {
+    let mut at = 0usize;
+    let mut stopped = false;
+    for k in plan.chunks_of(rank) {
         let range = plan.range(k);
-        // After a chunk stopped at a failure (abort), the map ends in an
-        // error: the rest of this rank's chunks are not worth computing.
-        let written = if abandoned {
-            kernel.encode_abandoned(&mut out)
+        row.items += range.len() as u64;
+        row.chunks += 1;
+        // After a chunk stopped (a failure under abort, a signal) the map
+        // ends in an error: the rest of this rank's chunks are not mapped.
+        let batch = if stopped {
+            Batch {
+                results: Vec::new(),
+                outcome: Outcome::default(),
+                stopped_by: 0,
+            }
+        } else if let Some(input) = map.input.filter(|_| t.is_root()) {
+            let again = |i: usize| input.items(i..i + 1).next().expect("item in range");
+            let chunk = Chunk {
+                first: range.start,
+                count: range.len(),
+                items: input.items(range.clone()),
+                again: &again,
+            };
+            map.executor
+                .run(map.task, &states, map.options.on_error, chunk, None)
         } else {
-            let (used, written, complete) = kernel.map_chunk(
-                &mine[at..],
-                range.start,
-                range.len(),
-                f,
-                options.on_error,
-                &mut out,
-            );
-            at += used;
-            abandoned = !complete;
-            written
+            let from = at;
+            let mine = &mine[..];
+            let again = |i: usize| {
+                codec::decode_nth(&mine[from..], i - range.start)
+                    .unwrap_or_else(|e| fatal(&format!("item {i} again: {e}")))
+            };
+            let first = range.start;
+            let items = Decoder::new(mine, &mut at, range.len())
+                .map(|item| item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}"))));
+            let chunk = Chunk {
+                first,
+                count: range.len(),
+                items,
+                again: &again,
+            };
+            map.executor
+                .run(map.task, &states, map.options.on_error, chunk, None)
         };
-        row.push(written as u64);
+        if !batch.outcome.complete {
+            stopped = true;
+            if batch.stopped_by != 0 {
+                row.stopped_by = batch.stopped_by;
+            }
+        }
+        if t.is_root() {
+            own.push(batch);
+        } else {
+            let before = out.len();
+            batch.outcome.encode(&mut out);
+            codec::encode_items(&batch.results, &mut out).unwrap_or_else(|e| {
+                fatal(&format!(
+                    "results of items {}..{}: {e}",
+                    range.start, range.end
+                ))
+            });
+            row.chunk_lens.push((out.len() - before) as u64);
+        }
     }
-    drop(received);
-    drop(root_input);
-    let compute_s = t.elapsed().as_secs_f64();
-    row[2] = (compute_s * 1e9) as u64;
+    drop(mine);
+    row.compute_ns = started.elapsed().as_nanos() as u64;
 
-    // 4. Counters (the root waits here for the slowest rank).
-    let t = Instant::now();
-    let row_lens: Vec<usize> = (0..size)
-        .map(|r| FIXED + plan.chunks_of(r).count())
-        .collect();
-    let rows = comm.gather_u64s_varcount(&row, comm.is_root().then_some(&row_lens[..]));
-    let wait_s = t.elapsed().as_secs_f64();
+    // 4. Every rank's row (the root waits here for the slowest rank).
+    let started = Instant::now();
+    let rows = transport::gather_bytes(t, &row.encode()).map(|rows| {
+        rows.iter()
+            .map(|r| Row::parse(r).unwrap_or_else(|e| fatal(&e.to_string())))
+            .collect::<Vec<Row>>()
+    });
+    meter.phases.wait = started.elapsed().as_secs_f64();
 
     // 5. Gather the other ranks' results if they fit one collective.
-    let row_at: Vec<usize> = offsets(&row_lens).collect();
-    let per_rank_bytes: Option<Vec<usize>> = rows.as_ref().map(|rows| {
-        row_at
-            .iter()
-            .zip(&row_lens)
-            .map(|(&at, &len)| rows[at + FIXED..at + len].iter().sum::<u64>() as usize)
+    let lens: Option<Vec<usize>> = rows.as_ref().map(|rows| {
+        rows.iter()
+            .enumerate()
+            .map(|(r, row)| {
+                if r == 0 {
+                    0
+                } else {
+                    row.chunk_lens.iter().sum::<u64>() as usize
+                }
+            })
             .collect()
     });
-    let mut verdict = [OK];
-    let mut gather_counts = None;
-    if let Some(lens) = &per_rank_bytes {
-        // The gathered buffer holds only the other ranks' bytes.
-        let others: Vec<usize> = std::iter::once(0)
-            .chain(lens[1..].iter().copied())
-            .collect();
-        match counts_and_displs(&others) {
-            Ok(c) => gather_counts = Some(c),
-            Err(e) => {
-                verdict[0] = FAILED;
-                root_error = Some(e);
-            }
-        }
-    }
-    comm.broadcast_u64s(&mut verdict);
-    if verdict[0] != OK {
-        return Err(root_error.unwrap_or(MapError::RootFailed));
-    }
-    let t = Instant::now();
-    let gathered = comm.gather_bytes(
-        if comm.is_root() { &[] } else { &out },
-        gather_counts.as_ref().map(|(c, d)| (&c[..], &d[..])),
-    );
-    let gather_s = t.elapsed().as_secs_f64();
-
-    let (Some(rows), Some(gathered), Some(per_rank_bytes)) = (rows, gathered, per_rank_bytes)
-    else {
-        return Ok(MapStats {
-            schedule: Schedule::Static.name().into(),
-            items: my_items as u64,
-            ranks: size as u64,
-            threads: kernel.threads() as u64,
-            chunk: plan.chunk as u64,
-            chunks: my_chunks.len() as u64,
-            phases: Phases {
-                scatter: scatter_s,
-                compute: Spread::of([compute_s]),
-                ..Phases::default()
-            },
-            ..MapStats::default()
+    let total = lens.as_ref().map_or(0, |l| l.iter().sum::<usize>());
+    let mut verdict = wire::verdict(total <= MAX_MESSAGE);
+    t.broadcast(&mut verdict);
+    if !wire::is_ok(&verdict) {
+        return Err(if t.is_root() {
+            MapError::TooLarge { bytes: total }
+        } else {
+            MapError::RootFailed
         });
+    }
+    let started = Instant::now();
+    let mut gathered = vec![0u8; total];
+    t.gatherv(&out, lens.as_ref().map(|l| (&mut gathered[..], &l[..])));
+    meter.phases.gather = started.elapsed().as_secs_f64();
+
+    let (Some(rows), Some(lens)) = (rows, lens) else {
+        return Ok(MapStats::of_rank(
+            Schedule::Static,
+            &row,
+            size,
+            map.executor.threads(),
+        ));
     };
 
-    // 6. Assemble in item order on the root: its own results from `out`, the
-    //    others' from the gathered buffer (which has no bytes for the root).
-    let t = Instant::now();
-    let mut cursor: Vec<usize> = offsets(&per_rank_bytes)
-        .map(|at| at.saturating_sub(per_rank_bytes[0]))
-        .collect();
-    for k in 0..plan.chunks() {
-        let owner = k % size;
-        let len = rows[row_at[owner] + FIXED + k / size] as usize;
-        let source = if owner == 0 { &out } else { &gathered };
-        let bytes = &source[cursor[owner]..cursor[owner] + len];
-        cursor[owner] += len;
-        let range = plan.range(k);
-        collector.add::<U>(range.start, range.len(), bytes, owner);
-    }
-    let assemble_s = t.elapsed().as_secs_f64();
-
-    let compute = Spread::of(row_at.iter().map(|&at| rows[at + 2] as f64 * 1e-9));
-    let per_rank = row_at
+    // 6. Hand every chunk to the collector in item order.
+    let started = Instant::now();
+    meter.bytes_gathered = total as u64;
+    meter.chunks = plan.chunks() as u64;
+    meter.largest_chunk = plan.chunk as u64;
+    let mut cursor: Vec<usize> = lens
         .iter()
-        .map(|&at| {
-            let compute_s = rows[at + 2] as f64 * 1e-9;
-            RankStats {
-                items: rows[at],
-                chunks: rows[at + 1],
-                compute_s,
-                // Static ranks idle from their own end to the slowest rank's.
-                wait_s: compute.max - compute_s,
-            }
+        .scan(0, |at, &l| {
+            *at += l;
+            Some(*at - l)
         })
         .collect();
-    let stats = MapStats {
-        schedule: Schedule::Static.name().into(),
-        items: plan.items as u64,
-        ranks: size as u64,
-        threads: kernel.threads() as u64,
-        chunk: plan.chunk as u64,
-        chunks: plan.chunks() as u64,
-        wall_s: start.elapsed().as_secs_f64(),
-        phases: Phases {
-            serialize: serialize_s,
-            scatter: scatter_s,
-            compute,
-            wait: wait_s,
-            gather: gather_s,
-            assemble: assemble_s,
-        },
-        bytes_scattered,
-        bytes_gathered: gathered.len() as u64,
-        checksum: collector.checksum(),
-        per_rank,
-        skipped: Vec::new(), // filled in by the pool
-        interrupted: None,   // collectives cannot stop half-way
-    };
-    Ok(stats)
-}
-
-/// Start offsets of consecutive segments of the given lengths.
-fn offsets(lens: &[usize]) -> impl Iterator<Item = usize> + '_ {
-    lens.iter().scan(0, |acc, &l| {
-        let at = *acc;
-        *acc += l;
-        Some(at)
-    })
+    let mut own = own.into_iter();
+    for k in 0..plan.chunks() {
+        let (owner, range) = (k % size, plan.range(k));
+        if owner == 0 {
+            let batch = own.next().expect("one batch per own chunk");
+            collector.add_batch(range.start, range.len(), batch, 0);
+        } else {
+            let len = rows[owner].chunk_lens[k / size] as usize;
+            let payload = &gathered[cursor[owner]..cursor[owner] + len];
+            cursor[owner] += len;
+            collector.add_payload(range.start, range.len(), Received::Slice(payload), owner);
+        }
+    }
+    meter.phases.assemble = started.elapsed().as_secs_f64();
+    Ok(MapStats::assemble(
+        Schedule::Static,
+        meter,
+        &rows,
+        map.executor.threads(),
+        collector.checksum(),
+    ))
 }

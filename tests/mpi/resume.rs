@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hpcmap::workloads::rng::SplitMix64;
+use hpcmap::cli::workloads::rng::SplitMix64;
 
 use crate::util::{Run, hpcmap, hpcmap_run, temp_dir};
 

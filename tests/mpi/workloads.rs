@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use hpcmap::Source;
-use hpcmap::workloads::mandelbrot::Mandelbrot;
-use hpcmap::workloads::pi::Pi;
-use hpcmap::workloads::primes::{DEFAULT_BLOCK, Primes};
-use hpcmap::workloads::spin::Spin;
-use hpcmap::workloads::square::{Square, sum_of_squares};
-use hpcmap::workloads::wordcount::WordCount;
-use hpcmap::workloads::{Workload, fold, rng::SplitMix64};
+use hpcmap::cli::workloads::mandelbrot::Mandelbrot;
+use hpcmap::cli::workloads::pi::Pi;
+use hpcmap::cli::workloads::primes::{DEFAULT_BLOCK, Primes};
+use hpcmap::cli::workloads::spin::Spin;
+use hpcmap::cli::workloads::square::{Square, sum_of_squares};
+use hpcmap::cli::workloads::wordcount::WordCount;
+use hpcmap::cli::workloads::{Workload, fold, rng::SplitMix64};
 use serde_json::{Value, json};
 
 use crate::util::{record, temp_dir};

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use std::path::Path;
 
-use hpcmap::Pool;
-use hpcmap::report::model::{Hockney, Sample};
+use crate::Pool;
+use crate::cli::netmodel::{Hockney, Sample};
 
 /// Time one repetition of a size should take: long enough to average over
 /// many round trips, short enough that a slow link (100 Mbit/s) does not make
@@ -63,7 +63,7 @@ pub fn measure(pool: &Pool, max_bytes: usize, repeat: usize) -> Option<Vec<Sampl
             times.push(t.elapsed().as_secs_f64() / (2 * n) as f64);
         }
         times.remove(0); // warm-up round: first touch, connection set-up
-        let seconds = super::median(&mut times);
+        let seconds = crate::cli::median(&mut times);
         previous = Some(seconds);
         samples.push(Sample {
             bytes: size as u64,

@@ -1,191 +1,19 @@
-//! `hpcmap report`: strong- and weak-scaling tables from JSON-lines run records.
-//!
-//! Reads the records that `run --json` appends, tolerantly (records written by
-//! older versions or other tools may lack fields, and a bad line only costs a
-//! warning), reduces repeated runs of one configuration to medians, and
-//! compares the configurations of one problem: speedup, parallel efficiency,
-//! the Karp-Flatt serial fraction, and how much of the wall time was compute
-//! versus communication. Runs on one node and on several sit in the same
-//! table, measured against the same base, so the cost of leaving the node
-//! shows directly. [`run`] is the subcommand's entry point; charts are drawn
-//! by [`super::plot`].
+//! Strong- and weak-scaling analysis of run records: reduces repeated runs
+//! of one configuration to medians and compares the configurations of one
+//! problem: speedup, parallel efficiency, the Karp-Flatt serial fraction,
+//! and how much of the wall time was compute versus communication. Runs on
+//! one node and on several sit in the same table, measured against the same
+//! base, so the cost of leaving the node shows directly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
-
-use super::plot;
-use super::text::human_seconds;
+use super::median;
+use super::record::RunRecord;
+use super::render::{Table, human_seconds};
 
 /// Runs whose work per core differs by less than this fraction count as one
 /// weak-scaling series (item counts rarely divide exactly).
 const WEAK_TOLERANCE: f64 = 0.01;
-
-/// Prints the scaling tables of the records in `files` to stdout and, with
-/// `plot`, draws the charts into that file (`.png` or `.svg`).
-///
-/// # Errors
-/// When a file cannot be read, when no file holds a usable record, when the
-/// plot's extension is neither `.png` nor `.svg`, or when drawing fails.
-/// Lines that are not records only cost a warning on stderr.
-pub fn run(files: &[PathBuf], plot: Option<&Path>, markdown: bool) -> anyhow::Result<()> {
-    // Checked first, so a typo in the plot name does not wait for the tables.
-    let format = plot.map(plot::Format::of).transpose()?;
-    if files.is_empty() {
-        bail!("no record files given");
-    }
-    let mut records = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read run records from {}", file.display()))?;
-        let (parsed, warnings) = parse_records(&text, &file.display().to_string());
-        for w in warnings {
-            eprintln!("hpcmap: warning: {w}");
-        }
-        records.extend(parsed);
-    }
-    let partial = records.iter().filter(|r| r.part.is_some()).count();
-    if partial > 0 {
-        // A part's wall time covers a slice of the input: it cannot be set
-        // against whole runs of the same problem.
-        eprintln!(
-            "hpcmap: warning: left out {partial} partial run(s) (--part): \
-             each timed only a slice of its input"
-        );
-        records.retain(|r| r.part.is_none());
-    }
-    if records.is_empty() {
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        bail!("no usable run records in {}", names.join(", "));
-    }
-    let report = Report::new(reduce(&records));
-    print!("{}", report.render(markdown));
-    if let (Some(path), Some(format)) = (plot, format) {
-        plot::draw(&report, path, format)
-            .with_context(|| format!("cannot draw the charts into {}", path.display()))?;
-        eprintln!("hpcmap: charts written to {}", path.display());
-    }
-    Ok(())
-}
-
-/// One run as read back from a JSON line: only the fields the report needs.
-///
-/// `workload`, `items`, `ranks` and `wall_s` are required; everything else
-/// has a default, so records from older versions still count.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Record {
-    /// Workload name.
-    pub workload: String,
-    /// Items mapped.
-    pub items: u64,
-    /// MPI ranks.
-    pub ranks: u64,
-    /// Distinct hostnames; when absent, counted from `hosts` (else 1).
-    #[serde(default)]
-    pub nodes: Option<u64>,
-    /// Hostname of each rank.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Compute threads per rank.
-    #[serde(default = "one")]
-    pub threads: u64,
-    /// Schedule name.
-    #[serde(default = "static_schedule")]
-    pub schedule: String,
-    /// Root wall time of the map, seconds.
-    pub wall_s: f64,
-    /// Phase breakdown of `wall_s`.
-    #[serde(default)]
-    pub phases: RecordPhases,
-    /// `"I/K"` when only part of the input was mapped.
-    #[serde(default)]
-    pub part: Option<String>,
-}
-
-fn one() -> u64 {
-    1
-}
-
-fn static_schedule() -> String {
-    "static".to_string()
-}
-
-/// The phases of a record, each defaulting to zero.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct RecordPhases {
-    /// Cutting and serializing the input.
-    pub serialize: f64,
-    /// Handing chunks out.
-    pub scatter: f64,
-    /// Compute across ranks.
-    pub compute: RecordSpread,
-    /// Root idle, waiting for ranks.
-    pub wait: f64,
-    /// Receiving results.
-    pub gather: f64,
-    /// Deserializing and checksumming results.
-    pub assemble: f64,
-}
-
-/// Min, mean and max across ranks, each defaulting to zero.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct RecordSpread {
-    /// Smallest.
-    pub min: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Record {
-    /// Distinct nodes: the recorded count, else the distinct `hosts`, else 1.
-    pub fn node_count(&self) -> u64 {
-        let counted = self.hosts.iter().collect::<BTreeSet<_>>().len() as u64;
-        self.nodes.unwrap_or(counted).max(1)
-    }
-
-    /// Why the record cannot be used, if it cannot.
-    fn defect(&self) -> Option<&'static str> {
-        if self.workload.is_empty() {
-            Some("empty workload name")
-        } else if self.ranks == 0 || self.threads == 0 {
-            Some("zero ranks or threads")
-        } else if !(self.wall_s.is_finite() && self.wall_s > 0.0) {
-            Some("wall_s is not a positive time")
-        } else {
-            None
-        }
-    }
-}
-
-/// Parses JSON lines into records; a line that is not a usable record
-/// becomes a warning naming `source:line` instead. Blank lines are skipped.
-pub fn parse_records(text: &str, source: &str) -> (Vec<Record>, Vec<String>) {
-    let mut records = Vec::new();
-    let mut warnings = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) => match r.defect() {
-                None => records.push(r),
-                Some(why) => warnings.push(format!("{source}:{}: skipped: {why}", i + 1)),
-            },
-            Err(e) => warnings.push(format!(
-                "{source}:{}: skipped, not a run record: {e}",
-                i + 1
-            )),
-        }
-    }
-    (records, warnings)
-}
 
 /// What is computed: the same workload, input size and schedule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -287,22 +115,10 @@ impl Config {
     }
 }
 
-/// The median of `values` (mean of the middle two for an even count; 0 when empty).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// Reduces the runs of each configuration (problem, ranks, threads, nodes)
 /// to one [`Config`] of medians, ordered by problem and then cores.
-pub fn reduce(records: &[Record]) -> Vec<Config> {
-    let mut groups: BTreeMap<(Problem, u64, u64, u64), Vec<&Record>> = BTreeMap::new();
+pub fn reduce(records: &[RunRecord]) -> Vec<Config> {
+    let mut groups: BTreeMap<(Problem, u64, u64, u64), Vec<&RunRecord>> = BTreeMap::new();
     for r in records {
         let problem = Problem {
             workload: r.workload.clone(),
@@ -317,8 +133,9 @@ pub fn reduce(records: &[Record]) -> Vec<Config> {
     let mut configs: Vec<Config> = groups
         .into_iter()
         .map(|((problem, ranks, threads, nodes), runs)| {
-            let med =
-                |f: fn(&Record) -> f64| median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let med = |f: fn(&RunRecord) -> f64| {
+                median(&mut runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
             Config {
                 problem,
                 ranks,
@@ -629,61 +446,6 @@ fn weak_series(configs: &[Config]) -> Vec<Series> {
     series
 }
 
-/// A titled table of preformatted cells.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Table {
-    /// Printed above the table.
-    pub title: String,
-    /// Column names.
-    pub headers: Vec<&'static str>,
-    /// Cells, one vector per row.
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// Aligned plain text: numbers read best right-aligned, so every column is.
-    pub fn text(&self) -> String {
-        let widths: Vec<usize> = (0..self.headers.len())
-            .map(|i| {
-                self.rows
-                    .iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([self.headers[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &mut dyn Iterator<Item = &str>| {
-            let padded: Vec<String> = cells
-                .zip(&widths)
-                .map(|(c, &w)| format!("{c:>w$}"))
-                .collect();
-            padded.join("  ")
-        };
-        let mut out = String::new();
-        let _ = writeln!(out, "{}", self.title);
-        let _ = writeln!(out, "{}", line(&mut self.headers.iter().copied()));
-        let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-        let _ = writeln!(out, "{}", rule.join("  "));
-        for row in &self.rows {
-            let _ = writeln!(out, "{}", line(&mut row.iter().map(String::as_str)));
-        }
-        out
-    }
-
-    /// A GitHub markdown table under a `###` heading, right-aligned.
-    pub fn markdown(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "### {}\n", self.title);
-        let _ = writeln!(out, "| {} |", self.headers.join(" | "));
-        let _ = writeln!(out, "|{}", "---:|".repeat(self.headers.len()));
-        for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,7 +464,7 @@ mod tests {
     }
 
     fn report(lines: &[String]) -> Report {
-        let (records, warnings) = parse_records(&lines.join("\n"), "t.jsonl");
+        let (records, warnings) = crate::cli::record::parse_records(&lines.join("\n"), "t.jsonl");
         assert!(warnings.is_empty(), "{warnings:?}");
         Report::new(reduce(&records))
     }
@@ -720,13 +482,6 @@ mod tests {
         assert!(close(karp_flatt(s2, 2.0).unwrap(), 0.2));
         assert!(close(karp_flatt(s4, 4.0).unwrap(), 0.2));
         assert_eq!(karp_flatt(1.0, 1.0), None);
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]
@@ -783,29 +538,6 @@ mod tests {
         // Weak-only problems get no one-row strong table; the lone 9000 run does.
         assert_eq!(r.strong.len(), 1);
         assert_eq!(r.strong[0].problem.items, 9000);
-    }
-
-    #[test]
-    fn tolerant_parsing_defaults_missing_fields_and_warns_per_line() {
-        let text = [
-            r#"{"workload":"old","items":10,"ranks":2,"wall_s":1.5,"hosts":["a","b"]}"#,
-            "",
-            "not json",
-            r#"{"workload":"x","items":10,"ranks":0,"wall_s":1.0}"#,
-            r#"{"items":10,"ranks":1,"wall_s":1.0}"#,
-        ]
-        .join("\n");
-        let (records, warnings) = parse_records(&text, "f.jsonl");
-        assert_eq!(records.len(), 1);
-        let r = &records[0];
-        assert_eq!(
-            (r.threads, r.schedule.as_str(), r.node_count()),
-            (1, "static", 2)
-        );
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].starts_with("f.jsonl:3:"));
-        assert!(warnings[1].starts_with("f.jsonl:4:"));
-        assert!(warnings[2].starts_with("f.jsonl:5:"));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use super::render::human_seconds;
 use super::scaling::{Config, Kind, Report, Series};
-use super::text::human_seconds;
 
 /// Image size in pixels (SVG units for `.svg`).
 pub const SIZE: (u32, u32) = (1200, 900);
@@ -526,7 +526,7 @@ fn phase_chart<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::scaling::{PhaseTimes, Problem};
+    use crate::cli::scaling::{PhaseTimes, Problem};
 
     fn config(items: u64, ranks: u64, nodes: u64, wall_s: f64) -> Config {
         Config {

@@ -8,11 +8,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use hpcmap::report::text::human_seconds;
-use hpcmap::stats::MapStats;
-use hpcmap::{MapOptions, Pool};
+use crate::cli::render::human_seconds;
+use crate::stats::MapStats;
+use crate::{MapOptions, Pool};
 
-use super::median;
+use crate::cli::median;
 
 /// Runs the benchmark; prints on the root.
 pub fn run(pool: &Pool, items: u64, repeat: usize, options: &MapOptions) {

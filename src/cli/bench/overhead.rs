@@ -5,11 +5,12 @@
 //! chunk by the dynamic schedule, so the wall time is pure overhead:
 //! serialization, messages, bookkeeping, result assembly.
 
-use hpcmap::workloads::Workload;
-use hpcmap::workloads::spin::Spin;
-use hpcmap::{MapOptions, Pool, Schedule};
+use crate::cli::workloads::Workload;
+use crate::cli::workloads::spin::Spin;
+use crate::{MapOptions, Order, Pool, Schedule};
 
-use super::{median, pingpong};
+use super::pingpong;
+use crate::cli::median;
 
 /// Runs the benchmark; prints on the root.
 pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
@@ -19,13 +20,14 @@ pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
     let options = MapOptions {
         schedule: Schedule::Dynamic,
         chunk: Some(1),
+        order: Order::Completion,
         ..MapOptions::default()
     };
     let mut walls = Vec::new();
     for round in 0..repeat + 1 {
         pool.barrier();
         let stats = pool
-            .map_each_unordered(input.as_ref(), &options, |i| spin.map(i), |_, _| {})
+            .map_each(input.as_ref(), &options, |i| spin.map(i), |_, _| {})
             .unwrap_or_else(|e| panic!("map failed: {e}"));
         if round > 0 {
             walls.push(stats.wall_s);

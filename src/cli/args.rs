@@ -1,31 +1,37 @@
 //! Command-line types, and their check into a validated [`RunConfig`]
-//! before any MPI work starts (every rank parses the same arguments, so
-//! every rank rejects bad ones the same way, with exit code 2).
+//! before any MPI work starts (every rank parses the same arguments and
+//! rejects bad ones the same way, with exit code 2; rank 0 says why).
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use hpcmap::report::model::Hockney;
-use hpcmap::schedule::OnError;
-use hpcmap::workloads::{mandelbrot, primes, square};
-use hpcmap::{MapOptions, Schedule};
+use crate::cli::netmodel::Hockney;
+use crate::cli::workloads::{mandelbrot, primes, square};
+use crate::schedule::OnError;
+use crate::{MapOptions, Order, Schedule};
 
-const AFTER_HELP: &str = "\
+/// Shown after `--help` (with [`super::EXIT_CODES`], added when the command is built).
+pub const EXAMPLES: &str = "\
 Examples:
   mpirun -n 8 hpcmap run square --items 1000000
   mpirun -n 4 hpcmap run mandelbrot --width 2048 --height 2048 --max-iter 500 --output mandel.png
   mpirun -n 4 hpcmap run wordcount --input a.txt b.txt --top 20
   mpirun -n 2 hpcmap run primes --limit 10000000 --json runs.jsonl
 
-Exit codes: 0 success; 1 runtime error (unreadable input, unwritable output);
-2 usage error; 3 a rank failed (panic), the whole job was aborted.
-Logs: RUST_LOG=info (or debug) prints progress on stderr, one line per event, tagged with the rank.";
+Logs: RUST_LOG=debug prints what each rank does on stderr, tagged with the rank.";
+
+/// `--schedule`: the possible values are listed in `--help`.
+fn schedule_parser() -> impl clap::builder::TypedValueParser<Value = Schedule> {
+    clap::builder::PossibleValuesParser::new(Schedule::ALL.map(Schedule::name))
+        .map(|s| s.parse::<Schedule>().expect("a listed schedule"))
+}
 
 /// Pool.map for a cluster: spread a map over MPI ranks, gather the results in
 /// order, and show where the time went.
 #[derive(Debug, Parser)]
-#[command(name = "hpcmap", version, after_help = AFTER_HELP)]
+#[command(name = "hpcmap", version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -36,7 +42,6 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a built-in workload over all ranks of the MPI job (start it with mpirun).
-    #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
     /// Benchmarks measured against a baseline from the same run (start with mpirun).
     #[command(subcommand)]
@@ -69,7 +74,7 @@ pub enum BenchArgs {
         #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(1..=1000))]
         repeat: u64,
         /// How items are assigned to ranks.
-        #[arg(long, value_enum, default_value_t = Schedule::Static)]
+        #[arg(long, default_value = "static", value_parser = schedule_parser())]
         schedule: Schedule,
         /// Items per chunk.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -122,7 +127,7 @@ pub struct RunArgs {
     pub workload: WorkloadArgs,
 
     /// How items are assigned to ranks.
-    #[arg(long, global = true, value_enum, default_value_t = Schedule::Static)]
+    #[arg(long, global = true, default_value = "static", value_parser = schedule_parser())]
     pub schedule: Schedule,
 
     /// Items per chunk [default: static: one block per rank; dynamic: items /
@@ -365,6 +370,11 @@ impl RunArgs {
                 schedule: self.schedule,
                 chunk: self.chunk.map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
                 on_error: self.on_error,
+                order: if self.unordered {
+                    Order::Completion
+                } else {
+                    Order::Input
+                },
             },
             threads: usize::from(self.threads),
             json: self.json,

@@ -2,34 +2,8 @@
 
 use std::fmt::Write;
 
-use super::RunRecord;
-
-/// Bytes with a decimal unit, e.g. `80.0 MB`.
-pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
-
-/// Seconds with a readable unit, e.g. `12.3 ms`.
-pub fn human_seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.3} ms", s * 1e3)
-    } else {
-        format!("{:.1} us", s * 1e6)
-    }
-}
+use super::{human_bytes, human_seconds};
+use crate::cli::record::{RunRecord, distinct_hosts};
 
 /// Renders the full report.
 pub fn render(r: &RunRecord) -> String {
@@ -55,7 +29,12 @@ pub fn render(r: &RunRecord) -> String {
         r.threads,
         r.ranks * r.threads
     );
-    let _ = writeln!(o, "nodes: {} ({})", r.nodes, r.node_names().join(", "));
+    let _ = writeln!(
+        o,
+        "nodes: {} ({})",
+        r.nodes,
+        distinct_hosts(&r.hosts).join(", ")
+    );
     let _ = writeln!(
         o,
         "schedule: {}{}, {} chunk{} of up to {} items",
@@ -143,7 +122,7 @@ pub fn render(r: &RunRecord) -> String {
         Some(m) => {
             let _ = writeln!(
                 o,
-                "model: communication predicted {} (alpha {:.2} us, {:.0} MB/s) vs measured {} ({}); compute/communication {:.1}",
+                "model: communication predicted {} (alpha {:.2} us, {:.0} MB/s) vs measured {} ({}); compute/communication {}",
                 human_seconds(m.predicted_comm_s),
                 m.alpha * 1e6,
                 1e-6 / m.beta.max(f64::MIN_POSITIVE),
@@ -153,7 +132,7 @@ pub fn render(r: &RunRecord) -> String {
                 } else {
                     "send + receive calls, overlapped with compute"
                 },
-                m.compute_to_comm
+                m.compute_to_comm.map_or("-".into(), |c| format!("{c:.1}"))
             );
         }
         None if r.ranks > 1 => {
@@ -221,18 +200,4 @@ fn root_compute(r: &RunRecord) -> f64 {
     r.per_rank
         .first()
         .map_or(r.phases.compute.max, |s| s.compute_s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(80_000_000), "80.0 MB");
-        assert_eq!(human_seconds(0.0123), "12.300 ms");
-        assert_eq!(human_seconds(2.5), "2.500 s");
-        assert_eq!(human_seconds(0.0000015), "1.5 us");
-    }
 }

@@ -83,3 +83,16 @@ pub fn open_append(path: &Path) -> anyhow::Result<File> {
         .open(path)
         .with_context(|| format!("cannot append to --json file {}", path.display()))
 }
+
+/// Writes one per-item result as a JSON line `[index, result]` (`--results`).
+///
+/// # Errors
+/// When serializing or writing fails.
+pub fn write_item<U: serde::Serialize>(
+    index: usize,
+    result: &U,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &(index, result))?;
+    out.write_all(b"\n")
+}

@@ -2,12 +2,12 @@
 //! dynamic and guided schedules, interleaved round by round in one job so
 //! machine noise hits all three alike; medians and speedups against static.
 
-use hpcmap::stats::MapStats;
-use hpcmap::workloads::Workload;
-use hpcmap::{MapOptions, Pool, Schedule, Source};
+use crate::cli::workloads::Workload;
+use crate::stats::MapStats;
+use crate::{MapOptions, Order, Pool, Schedule, Source};
 
-use super::median;
-use crate::job::WithWorkload;
+use crate::cli::job::WithWorkload;
+use crate::cli::median;
 
 /// The benchmark, as a visitor of the chosen workload.
 pub struct Schedules<'a> {
@@ -36,10 +36,10 @@ impl WithWorkload for Schedules<'_> {
                 let options = MapOptions {
                     schedule,
                     chunk: None,
+                    order: Order::Completion,
                     ..MapOptions::default()
                 };
-                let stats =
-                    pool.map_each_unordered(input.as_ref(), &options, |x| w.map(x), |_, _| {})?;
+                let stats = pool.map_each(input.as_ref(), &options, |x| w.map(x), |_, _| {})?;
                 if round > 0 {
                     runs[k].push(stats);
                 }

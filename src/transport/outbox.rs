@@ -1,14 +1,14 @@
-//! Non-blocking sends that own their buffers: the root's way to hand out
-//! chunks without ever waiting for a worker to be ready.
+//! Non-blocking sends that own their buffers: the root hands out chunks,
+//! and workers return results, without ever waiting for the receiver.
 //!
 //! Why this exists: a blocking send of a large message waits until the
-//! receiver enters MPI, and a worker busy computing does not. The root would
-//! stall for a worker's whole chunk on every hand-out (and two ranks blocking
-//! in sends to each other deadlock). rsmpi's non-blocking sends borrow their
-//! buffer for a scope, which cannot express "a queue of messages, each freed
-//! when its own send completes". So the buffers are leaked into `'static`
-//! for the duration of the send and reclaimed once MPI reports completion.
-//! This is the crate's only `unsafe`.
+//! receiver enters MPI, and a rank busy computing does not. The root would
+//! stall for a worker's whole chunk on every hand-out (and two ranks
+//! blocking in sends to each other deadlock). rsmpi's non-blocking sends
+//! borrow their buffer for a scope, which cannot express "a queue of
+//! messages, each freed when its own send completes". So the buffers are
+//! leaked into `'static` for the duration of the send and reclaimed once MPI
+//! reports completion. This and `codec::plain` are the crate's only `unsafe`.
 #![allow(unsafe_code)]
 
 use mpi::request::{Request, StaticScope};
@@ -29,25 +29,24 @@ pub struct Outbox {
 
 impl Outbox {
     /// Starts sending `bytes` (non-empty) to `dest` with `tag`; returns at once.
-    pub fn send(&mut self, world: &SimpleCommunicator, dest: usize, tag: i32, bytes: Vec<u8>) {
-        assert!(
-            !bytes.is_empty(),
-            "empty messages go through Comm::send_bytes"
-        );
+    pub fn send(&mut self, comm: &SimpleCommunicator, dest: usize, tag: i32, bytes: Vec<u8>) {
+        assert!(!bytes.is_empty(), "empty messages are sent directly");
         let buffer: *mut [u8] = Box::into_raw(bytes.into_boxed_slice());
         // SAFETY: `buffer` came from `Box::into_raw` and is freed only in
-        // `reclaim`, after MPI reports the send complete (or in `Drop`, after
-        // waiting for it). Nothing writes to it meanwhile.
+        // `reclaim`, after MPI reports the send complete (or in `flush`,
+        // after waiting for it). Nothing writes to it meanwhile.
         let data: &'static [u8] = unsafe { &*buffer };
         let request =
-            world
-                .process_at_rank(dest as Rank)
+            comm.process_at_rank(dest as Rank)
                 .immediate_send_with_tag(StaticScope, data, tag);
         self.in_flight.push(InFlight { request, buffer });
     }
 
     /// Frees the buffers of sends that have completed; lets MPI progress.
     pub fn progress(&mut self) {
+        if self.in_flight.is_empty() {
+            return;
+        }
         let mut still = Vec::with_capacity(self.in_flight.len());
         for InFlight { request, buffer } in self.in_flight.drain(..) {
             match request.test() {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::stats::Phases;
+
 /// A fitted latency/bandwidth model of one placement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hockney {
@@ -95,6 +97,27 @@ impl Hockney {
         }
     }
 
+    /// The verdict on a run of `shape` whose root measured `phases`:
+    /// predicted against measured communication, and how compute compares.
+    pub fn verdict(&self, shape: &MapShape, phases: &Phases) -> Verdict {
+        let predicted = self.predict(shape);
+        let measured = phases.scatter + phases.gather;
+        // Static runs measure their collectives; dynamic messages overlap
+        // compute, so only the prediction says what they cost.
+        let comm = if shape.schedule == "static" {
+            measured
+        } else {
+            predicted
+        };
+        Verdict {
+            alpha: self.alpha,
+            beta: self.beta,
+            predicted_comm_s: predicted,
+            measured_comm_s: measured,
+            compute_to_comm: (comm > 0.0).then(|| phases.compute.max / comm),
+        }
+    }
+
     /// The default place to save and look for the model:
     /// `$HPCMAP_NETWORK`, else `$XDG_CACHE_HOME/hpcmap/network.json`, else
     /// `~/.cache/hpcmap/network.json`.
@@ -150,7 +173,8 @@ pub struct MapShape {
 }
 
 /// The model's verdict on one run, as reported.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Verdict {
     /// Latency used, seconds.
     pub alpha: f64,
@@ -161,8 +185,9 @@ pub struct Verdict {
     /// Measured communication time (root's scatter + gather), seconds.
     pub measured_comm_s: f64,
     /// Slowest rank's compute over the communication time (measured for
-    /// static; predicted for dynamic, whose messages overlap compute).
-    pub compute_to_comm: f64,
+    /// static; predicted for dynamic, whose messages overlap compute);
+    /// `None` when nothing was communicated.
+    pub compute_to_comm: Option<f64>,
 }
 
 #[cfg(test)]

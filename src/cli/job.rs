@@ -7,18 +7,19 @@ use std::time::Instant;
 use anyhow::Context;
 use tracing::info;
 
-use hpcmap::Source;
-use hpcmap::journal::Journal;
-use hpcmap::report::model::Hockney;
-use hpcmap::report::{RunRecord, json, text};
-use hpcmap::workloads::{
+use crate::cli::Exit;
+use crate::cli::args::{RunConfig, WorkloadArgs};
+use crate::cli::netmodel::Hockney;
+use crate::cli::outputs::{PendingFile, open_append, write_item};
+use crate::cli::record::RunRecord;
+use crate::cli::render::text;
+use crate::cli::workloads::{
     Input, Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
     wordcount::WordCount,
 };
-use hpcmap::{MapError, Order, Pool};
-
-use crate::cli::{RunConfig, WorkloadArgs};
-use crate::files::{PendingFile, open_append};
+use crate::journal::Journal;
+use crate::task::Func;
+use crate::{MapError, Pool, Source};
 
 /// Runs the configured workload on every rank.
 ///
@@ -176,26 +177,17 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         if let Some(out) = results_file.as_mut().map(PendingFile::writer)
             && write_error.is_none()
         {
-            write_error = json::write_item(index, &result, out).err();
+            write_error = write_item(index, &result, out).err();
         }
         w.absorb(&mut summary, index, result);
     };
     let mut journal = prepared.as_mut().and_then(|p| p.journal.take());
     let resumed = journal.as_ref().map_or(0, Journal::done_items);
     let input = prepared.as_ref().map(|p| &p.input);
-    let order = if config.unordered {
-        Order::Completion
-    } else {
-        Order::Input
-    };
-    let stats = pool.map_each_journaled(
-        input,
-        &config.map,
-        journal.as_mut(),
-        order,
-        |item| w.map(item),
-        sink,
-    )?;
+    let task = Func(|item| w.map(item));
+    let stats = pool
+        .map_task(input, &config.map, &task, journal.as_mut(), sink)
+        .map_err(|e| interrupted(e, config))?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -234,15 +226,10 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
                 )
             })?;
     }
-    let mut record = RunRecord::new(
-        w.name(),
-        &stats,
-        pool.hosts(),
-        prepared.prepare_s,
-        w.answer(&summary),
-        config.part.map(|p| p.to_string()),
-        !config.unordered,
-    );
+    let mut record = RunRecord::new(w.name(), &stats, pool.hosts(), w.answer(&summary));
+    record.prepare_s = prepared.prepare_s;
+    record.part = config.part.map(|p| p.to_string());
+    record.ordered = !config.unordered;
     if let Some(network) = &prepared.network {
         record.explain(network);
     }
@@ -253,30 +240,52 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
         print!("{}", text::render(&record));
     }
     if let (Some(mut file), Some(path)) = (prepared.json, &config.json) {
-        json::write_line(&record, &mut file)
+        record
+            .append_to(&mut file)
             .map_err(|e| anyhow::anyhow!("cannot append to --json file {}: {e}", path.display()))?;
     }
     if skipped {
-        return Err(Skipped(stats.skipped.len()).into());
+        return Err(Exit::Skipped(stats.skipped.len()).into());
     }
     Ok(())
 }
 
-/// The run completed but left out failed items (`--on-error skip`).
-#[derive(Debug, thiserror::Error)]
-#[error("{0} items failed and were skipped; the answer covers the others")]
-pub struct Skipped(pub usize);
+/// An interrupted map's error, with what the user can do next.
+fn interrupted(e: MapError, config: &RunConfig) -> anyhow::Error {
+    let MapError::Interrupted {
+        signal,
+        done,
+        total,
+    } = &e
+    else {
+        return e.into();
+    };
+    let how = match &config.journal {
+        Some(dir) => format!(
+            "journaled in {}; run the same command with --resume to finish",
+            dir.display()
+        ),
+        None => "nothing was saved: use --journal DIR to make runs resumable".into(),
+    };
+    Exit::Interrupted(format!(
+        "interrupted by {signal}: {done} of {total} items done, {how}"
+    ))
+    .into()
+}
 
 /// What a journal is checked against: the workload and its parameters, the
 /// part, and for inputs read from files a digest of their contents. Output
 /// paths are left out: they do not change the results.
-fn identity<T: serde::Serialize>(config: &RunConfig, input: &Input<'_, T>) -> String {
+fn identity<T: serde::Serialize + Clone + Send + Sync>(
+    config: &RunConfig,
+    input: &Input<'_, T>,
+) -> String {
     let mut args = config.workload.clone();
     if let WorkloadArgs::Mandelbrot { output, .. } = &mut args {
         output.take();
     }
     let content = match input {
-        Input::Items(items) => hpcmap::checksum(items).map_or(0, |c| c),
+        Input::Items(items) => crate::checksum(items).map_or(0, |c| c),
         Input::Generated(_) => 0,
     };
     let part = config

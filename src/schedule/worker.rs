@@ -1,0 +1,92 @@
+//! The dynamic and guided schedules on a worker rank: receive a chunk, map
+//! it, send its results without waiting for them to arrive, repeat until
+//! the root says stop; then report this rank's [`Row`].
+//!
+//! The root keeps a window of chunks queued here (see `master`), so the
+//! next chunk is usually waiting when one is done. A walltime signal makes
+//! the executor abandon the chunk in hand; the `Done` frame says which
+//! signal, and the root winds the map down.
+
+use std::time::Instant;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::Map;
+use crate::codec::{self, Decoder};
+use crate::executor::{Chunk, States};
+use crate::failure::fatal;
+use crate::source::Source;
+use crate::stats::MapStats;
+use crate::task::Task;
+use crate::transport::{self, ROOT};
+use crate::wire::{Done, Row, TAG_DONE, TAG_WORK, ToWorker};
+
+/// Serves chunks until the root's `Stop`; returns this rank's stats.
+pub fn run<I, T, K>(map: Map<'_, I, K>) -> MapStats
+where
+    I: Source<Item = T> + Sync + ?Sized,
+    T: Serialize + DeserializeOwned + Send,
+    K: Task<T>,
+    K::Output: Serialize + DeserializeOwned + Send,
+{
+    let t = map.transport;
+    let states = States::new(map.executor.threads());
+    let mut row = Row::default();
+    loop {
+        let waiting = Instant::now();
+        let (_, message) = t.receive(Some(ROOT), TAG_WORK);
+        row.wait_ns += waiting.elapsed().as_nanos() as u64;
+        let (range, items) = match ToWorker::parse(&message) {
+            Ok(ToWorker::Work { range, items }) => (range, items),
+            Ok(ToWorker::Stop) => break,
+            Err(e) => fatal(&e.to_string()),
+        };
+        let busy = Instant::now();
+        let first = range.start;
+        let again = |i: usize| {
+            codec::decode_nth(items, i - first)
+                .unwrap_or_else(|e| fatal(&format!("item {i} again: {e}")))
+        };
+        let mut used = 0;
+        let decoder = Decoder::new(items, &mut used, range.len())
+            .map(|item| item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}"))));
+        let chunk = Chunk {
+            first,
+            count: range.len(),
+            items: decoder,
+            again: &again,
+        };
+        let batch = map
+            .executor
+            .run(map.task, &states, map.options.on_error, chunk, None);
+        if batch.outcome.complete && used != items.len() {
+            fatal(&format!(
+                "chunk {}..{}: {} trailing bytes",
+                range.start,
+                range.end,
+                items.len() - used
+            ));
+        }
+        let mut frame = Done::header(&range, items.len());
+        batch.outcome.encode(&mut frame);
+        codec::encode_items(&batch.results, &mut frame).unwrap_or_else(|e| {
+            fatal(&format!(
+                "results of items {}..{}: {e}",
+                range.start, range.end
+            ))
+        });
+        let ns = busy.elapsed().as_nanos() as u64;
+        Done::finish(&mut frame, ns, batch.stopped_by);
+        t.send(ROOT, TAG_DONE, frame);
+        row.items += range.len() as u64;
+        row.chunks += 1;
+        row.compute_ns += ns;
+        if batch.stopped_by != 0 {
+            row.stopped_by = batch.stopped_by;
+        }
+        t.progress();
+    }
+    t.flush();
+    transport::gather_bytes(t, &row.encode());
+    MapStats::of_rank(map.options.schedule, &row, t.size(), map.executor.threads())
+}
