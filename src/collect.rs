@@ -98,6 +98,8 @@ pub struct Collector<'j, U, S> {
     /// Failed items of complete chunks (left out under `skip`).
     skipped: usize,
     journal: Option<&'j mut Journal>,
+    /// The first failed journal write: journaling stops, the map winds down.
+    journal_error: Option<crate::journal::JournalError>,
     sink: S,
     scratch: Vec<u8>,
     _results: PhantomData<fn(U)>,
@@ -124,6 +126,7 @@ where
             handed: 0,
             skipped: 0,
             journal,
+            journal_error: None,
             sink,
             scratch: Vec::new(),
             _results: PhantomData,
@@ -170,11 +173,14 @@ where
     /// # Errors
     /// [`MapError::Interrupted`], [`MapError::ItemFailed`], [`MapError::Incomplete`].
     pub fn conclude(
-        &self,
+        &mut self,
         mut stats: MapStats,
         total: usize,
         hosts: &[String],
     ) -> Result<MapStats, MapError> {
+        if let Some(e) = self.journal_error.take() {
+            return Err(MapError::Journal(e));
+        }
         if let Some(signal) = stats.stopped_by {
             return Err(MapError::Interrupted {
                 signal: interrupt::name(signal),
@@ -259,7 +265,7 @@ where
         if let Some(arrival) = self.incomplete(&batch.outcome, rank) {
             return arrival;
         }
-        if self.journal.is_some() {
+        if self.journal.is_some() && self.journal_error.is_none() {
             let mut payload = Vec::new();
             batch.outcome.encode(&mut payload);
             codec::encode_items(&batch.results, &mut payload)
@@ -292,11 +298,18 @@ where
             }));
     }
 
+    /// Appends a complete chunk to the journal. A failed write (a full
+    /// disk) ends journaling and winds the map down; the map then fails
+    /// with the journal's error, and nothing is aborted mid-write.
     fn journal(&mut self, start: usize, count: usize, rank: usize, payload: &[u8]) {
+        if self.journal_error.is_some() {
+            return;
+        }
         if let Some(journal) = self.journal.as_deref_mut()
             && let Err(e) = journal.append(start, count, rank, payload)
         {
-            fatal(&e.to_string());
+            self.journal_error = Some(e);
+            interrupt::stop();
         }
     }
 
@@ -442,6 +455,7 @@ mod tests {
             results,
             outcome: Outcome { complete, failures },
             stopped_by: 0,
+            per_thread: Vec::new(),
         }
     }
 

@@ -35,14 +35,28 @@ pub struct Batch<U> {
     pub outcome: Outcome,
     /// The signal that made a thread abandon the chunk (0: none).
     pub stopped_by: u64,
+    /// Items each compute thread mapped (by thread number).
+    pub per_thread: Vec<u64>,
 }
 
 impl<U> Batch<U> {
+    /// A chunk left unmapped (it follows one that stopped).
+    pub fn abandoned() -> Batch<U> {
+        Batch {
+            results: Vec::new(),
+            outcome: Outcome::default(),
+            stopped_by: 0,
+            per_thread: Vec::new(),
+        }
+    }
+
     fn new(capacity: usize) -> Batch<U> {
         Batch {
-            results: Vec::with_capacity(capacity),
+            // Capped: a chunk's count can be huge while its items are cheap.
+            results: Vec::with_capacity(capacity.min(1 << 20)),
             outcome: Outcome::complete(),
             stopped_by: 0,
+            per_thread: Vec::new(),
         }
     }
 }
@@ -184,6 +198,7 @@ impl Executor {
                 let mut pacer = Pacer::new();
                 let pacer = pausing.then_some(&mut pacer);
                 run.map(state, &mut items, &mut batch, pacer, between, None);
+                batch.per_thread = vec![(batch.results.len() + batch.outcome.failures.len()) as u64];
                 batch
             }
             Some(_) => self.run_threaded(task, states, policy, chunk, pausing, between),
@@ -212,6 +227,7 @@ impl Executor {
             stop: AtomicBool::new(false),
             signal: AtomicU64::new(0),
             segments: Mutex::new(Vec::new()),
+            per_thread: (0..self.threads).map(|_| AtomicU64::new(0)).collect(),
         };
         let run = Run {
             task,
@@ -351,6 +367,8 @@ struct Shared<I, U> {
     stop: AtomicBool,
     signal: AtomicU64,
     segments: Mutex<Vec<Segment<U>>>,
+    /// Items each thread mapped.
+    per_thread: Vec<AtomicU64>,
 }
 
 impl<T, I, U> Shared<I, U>
@@ -398,6 +416,8 @@ where
                 between,
                 Some(&self.stop),
             );
+            let mapped = batch.results.len() + batch.outcome.failures.len();
+            self.per_thread[thread].fetch_add(mapped as u64, Ordering::Relaxed);
             if !batch.outcome.complete {
                 self.stop.store(true, Ordering::Relaxed);
                 if batch.stopped_by != 0 {
@@ -429,6 +449,7 @@ where
             batch.outcome.complete = false;
         }
         batch.stopped_by = self.signal.load(Ordering::Relaxed);
+        batch.per_thread = self.per_thread.iter().map(|n| n.load(Ordering::Relaxed)).collect();
         batch
     }
 }
@@ -471,6 +492,15 @@ mod tests {
             assert_eq!(b.results, serial, "{threads} threads");
             assert!(b.outcome.complete && b.outcome.failures.is_empty());
             assert!(polls > 0, "the main thread paused to poll");
+            assert_eq!(b.per_thread.len(), threads);
+            assert_eq!(b.per_thread.iter().sum::<u64>(), 10_000);
+            // Items that take time are shared by every thread.
+            let slow = Func(|x: u64| {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+                x
+            });
+            let b = ex.run(&slow, &States::new(threads), OnError::Abort, chunk(&items[..400], &again), None);
+            assert_eq!(b.per_thread.iter().filter(|&&n| n > 0).count(), threads, "{:?}", b.per_thread);
         }
     }
 

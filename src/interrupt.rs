@@ -19,6 +19,11 @@ use signal_hook::consts::{SIGTERM, SIGUSR1};
 
 /// The first signal received (0: none).
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
+/// Set by [`stop`]: the running map winds down as if signalled.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// What [`requested`] reports for a [`stop`] (no signal has this number).
+pub const STOP_REQUEST: u64 = 1 << 16;
 /// One flag per handled signal, set by the handlers.
 static FLAGS: [OnceLock<Arc<AtomicBool>>; 2] = [OnceLock::new(), OnceLock::new()];
 const HANDLED: [i32; 2] = [SIGTERM, SIGUSR1];
@@ -39,12 +44,30 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The signal that asked the run to stop (its number), if one did.
+/// Asks the map running in this process to wind down as if a walltime
+/// signal had come (on the root: no more hand-outs, the chunks in flight
+/// are collected and journaled, the map ends with
+/// [`crate::MapError::Interrupted`]). For a sink that cannot go on (a full
+/// disk) or has seen enough. Unlike a signal it lasts for one map only.
+pub fn stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Forgets a [`stop`] request: called as each map starts.
+pub(crate) fn clear_stop() {
+    STOP.store(false, Ordering::Relaxed);
+}
+
+/// The signal that asked the run to stop (its number), or [`STOP_REQUEST`],
+/// if either did.
 #[inline]
 pub fn requested() -> Option<u64> {
     let seen = RECEIVED.load(Ordering::Relaxed);
     if seen != 0 {
         return Some(seen);
+    }
+    if STOP.load(Ordering::Relaxed) {
+        return Some(STOP_REQUEST);
     }
     for (slot, signal) in FLAGS.iter().zip(HANDLED) {
         if slot.get()?.load(Ordering::Relaxed) {
@@ -73,6 +96,7 @@ pub fn name(signal: u64) -> String {
         libc::SIGUSR2 => "SIGUSR2".into(),
         libc::SIGALRM => "SIGALRM".into(),
         libc::SIGQUIT => "SIGQUIT".into(),
+        _ if signal == STOP_REQUEST => "a stop request".into(),
         n => format!("signal {n}"),
     }
 }

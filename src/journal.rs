@@ -35,8 +35,14 @@ const RECORD_HEAD: usize = 4 + 8 + 8 + 4 + 8;
 /// Why a journal cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The journal directory is a file.
+    #[error("--journal {path} is a file, not a directory")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// Reading or writing failed.
-    #[error("journal {path}: {source}")]
+    #[error("cannot use journal {path}")]
     Io {
         /// The journal file.
         path: PathBuf,
@@ -117,6 +123,11 @@ impl Journal {
             path: path.clone(),
             source,
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(JournalError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -125,11 +136,22 @@ impl Journal {
             .open(&path)
             .map_err(io)?;
         // One writer at a time: a second run appending would corrupt it.
-        if let Err(e) = file.try_lock() {
-            return Err(match e {
-                std::fs::TryLockError::WouldBlock => JournalError::Busy { path },
-                std::fs::TryLockError::Error(source) => JournalError::Io { path, source },
-            });
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Busy { path }),
+            // Lustre and some NFS mounts have no flock: go on, unguarded.
+            Err(std::fs::TryLockError::Error(e))
+                if e.raw_os_error() == Some(libc::ENOSYS)
+                    || e.kind() == std::io::ErrorKind::Unsupported =>
+            {
+                tracing::warn!(
+                    "journal {}: this file system cannot lock files ({e}); make sure no other run uses this journal",
+                    path.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(JournalError::Io { path, source });
+            }
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;

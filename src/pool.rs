@@ -348,6 +348,7 @@ impl Pool {
                 "the root rank must pass Some(input) to map"
             );
         }
+        crate::interrupt::clear_stop();
         let total = input.map_or(0, Source::len);
         // The root maps only what the journal does not hold yet.
         let todo = match (&journal, input) {

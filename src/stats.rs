@@ -105,7 +105,7 @@ impl ItemFailure {
 }
 
 /// What one rank did.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RankStats {
     /// Items mapped.
@@ -116,6 +116,8 @@ pub struct RankStats {
     pub compute_s: f64,
     /// Seconds spent without work: waiting for chunks or for the slowest rank.
     pub wait_s: f64,
+    /// Items each compute thread mapped, by thread.
+    pub thread_items: Vec<u64>,
 }
 
 /// The measurements of one map, complete on the root.
@@ -220,6 +222,7 @@ impl MapStats {
                     Schedule::Static => compute.max - seconds(r.compute_ns),
                     _ => seconds(r.wait_ns),
                 },
+                thread_items: r.thread_items.clone(),
             })
             .collect();
         let stopped_by = rows.iter().map(|r| r.stopped_by).find(|&s| s != 0);

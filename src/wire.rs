@@ -10,7 +10,8 @@
 //!   Plan (broadcast)   status | chunk | spans | (start, end) x spans
 //!   Verdict (broadcast) status
 //! every schedule, gathered once at the end of a map:
-//!   Row  items | chunks | compute ns | wait ns | stopped by | n | chunk payload lengths x n
+//!   Row  items | chunks | compute ns | wait ns | stopped by | n | m
+//!        | chunk payload lengths x n | items per compute thread x m
 //! a chunk's result payload (what the journal stores, unchanged since v1):
 //!   Outcome (bincode: complete, failures) | results (codec, failed items left out)
 //! ```
@@ -274,12 +275,14 @@ pub struct Row {
     pub stopped_by: u64,
     /// Static schedule: the payload length of each of this rank's chunks.
     pub chunk_lens: Vec<u64>,
+    /// Items each compute thread mapped, by thread.
+    pub thread_items: Vec<u64>,
 }
 
 impl Row {
     /// The frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + 8 * self.chunk_lens.len());
+        let mut out = Vec::with_capacity(56 + 8 * (self.chunk_lens.len() + self.thread_items.len()));
         put(
             &mut out,
             &[
@@ -289,9 +292,11 @@ impl Row {
                 self.wait_ns,
                 self.stopped_by,
                 self.chunk_lens.len() as u64,
+                self.thread_items.len() as u64,
             ],
         );
         put(&mut out, &self.chunk_lens);
+        put(&mut out, &self.thread_items);
         out
     }
 
@@ -305,15 +310,26 @@ impl Row {
             len: bytes.len(),
         };
         let field = |i: usize| u64_at(bytes, 8 * i).ok_or_else(bad);
-        let n = field(5)? as usize;
+        let (n, m) = (field(5)? as usize, field(6)? as usize);
         Ok(Row {
             items: field(0)?,
             chunks: field(1)?,
             compute_ns: field(2)?,
             wait_ns: field(3)?,
             stopped_by: field(4)?,
-            chunk_lens: (0..n).map(|k| field(6 + k)).collect::<Result<_, _>>()?,
+            chunk_lens: (0..n).map(|k| field(7 + k)).collect::<Result<_, _>>()?,
+            thread_items: (0..m).map(|k| field(7 + n + k)).collect::<Result<_, _>>()?,
         })
+    }
+
+    /// Adds a chunk's per-thread item counts.
+    pub fn count_threads(&mut self, per_thread: &[u64]) {
+        if self.thread_items.len() < per_thread.len() {
+            self.thread_items.resize(per_thread.len(), 0);
+        }
+        for (total, n) in self.thread_items.iter_mut().zip(per_thread) {
+            *total += n;
+        }
     }
 }
 
@@ -357,6 +373,7 @@ mod tests {
             wait_ns: 4,
             stopped_by: 0,
             chunk_lens: vec![8, 9],
+            thread_items: vec![1, 0, 2],
         };
         assert_eq!(Row::parse(&row.encode()).unwrap(), row);
         assert!(is_ok(&verdict(true)) && !is_ok(&verdict(false)));

@@ -2,12 +2,13 @@
 //! before any MPI work starts (every rank parses the same arguments and
 //! rejects bad ones the same way, with exit code 2; rank 0 says why).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cli::netmodel::Hockney;
+use crate::cli::outputs::check_distinct;
 use crate::cli::workloads::{mandelbrot, primes, square};
 use crate::schedule::OnError;
 use crate::{MapOptions, Order, Schedule};
@@ -239,8 +240,8 @@ pub enum WorkloadArgs {
     },
     /// Synthetic CPU-bound items of controllable cost and imbalance.
     Spin {
-        /// Number of items.
-        #[arg(long, default_value_t = 1000)]
+        /// Number of items (at most 2^40).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1 << 40))]
         items: u64,
         /// Busy time of the first item in microseconds.
         #[arg(long, default_value_t = 100.0, value_parser = parse_micros)]
@@ -339,6 +340,35 @@ pub struct RunConfig {
 }
 
 impl RunArgs {
+    /// Refuses one file in two roles: an output over an input, two outputs
+    /// on one path, an output over the journal.
+    fn check_files(&self) -> Result<(), String> {
+        let journal = self.journal.as_ref().map(|d| d.join("journal.hpcmap"));
+        let mut roles: Vec<(&str, &Path)> = Vec::new();
+        match &self.workload {
+            WorkloadArgs::Wordcount { input, .. } => {
+                roles.extend(input.iter().map(|p| ("--input", p.as_path())));
+            }
+            WorkloadArgs::Mandelbrot {
+                output: Some(path), ..
+            } => roles.push(("--output", path)),
+            _ => {}
+        }
+        roles.extend(self.results.as_deref().map(|p| ("--results", p)));
+        roles.extend(self.json.as_deref().map(|p| ("--json", p)));
+        roles.extend(self.network.as_deref().map(|p| ("--network", p)));
+        roles.extend(journal.as_deref().map(|p| ("--journal", p)));
+        // The same input twice is only counted twice, not clobbered.
+        let inputs = roles.iter().take_while(|r| r.0 == "--input").count();
+        check_distinct(&roles[inputs.saturating_sub(1)..])?;
+        for input in &roles[..inputs] {
+            let mut with_outputs = vec![*input];
+            with_outputs.extend_from_slice(&roles[inputs..]);
+            check_distinct(&with_outputs)?;
+        }
+        Ok(())
+    }
+
     /// Checks what clap cannot express.
     ///
     /// # Errors
@@ -364,6 +394,7 @@ impl RunArgs {
                 );
             }
         }
+        self.check_files()?;
         Ok(RunConfig {
             workload: self.workload,
             map: MapOptions {

@@ -10,7 +10,7 @@ use tracing::info;
 use crate::cli::Exit;
 use crate::cli::args::{RunConfig, WorkloadArgs};
 use crate::cli::netmodel::Hockney;
-use crate::cli::outputs::{PendingFile, open_append, write_item};
+use crate::cli::outputs::{Output, Records, write_item};
 use crate::cli::record::RunRecord;
 use crate::cli::render::text;
 use crate::cli::workloads::{
@@ -101,25 +101,14 @@ struct Prepared<'w, T> {
     journal: Option<Journal>,
     network: Option<Hockney>,
     prepare_s: f64,
-    json: Option<std::fs::File>,
-    output: Option<PendingFile>,
-    results: Option<PendingFile>,
+    json: Option<Records>,
+    output: Option<Output>,
+    results: Option<Output>,
 }
 
-/// Root only: opens output files first (fail fast), then builds the input.
+/// Root only: the journal first (a busy journal refuses the run before it
+/// touches any output), then the outputs (fail fast), then the input.
 fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prepared<'w, W::Item>> {
-    let json = config.json.as_deref().map(open_append).transpose()?;
-    let network = match &config.network {
-        Some((path, true)) => Some(Hockney::load(path)?),
-        Some((path, false)) if path.exists() => Some(Hockney::load(path)?),
-        _ => None,
-    };
-    let output = w.output_path().map(PendingFile::create).transpose()?;
-    let results = config
-        .results
-        .as_deref()
-        .map(PendingFile::create)
-        .transpose()?;
     let start = Instant::now();
     let mut input = w.input()?;
     if let Some(part) = config.part {
@@ -135,10 +124,25 @@ fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prep
                     journal.path().display()
                 );
             }
+            if journal.retried() > 0 {
+                eprintln!(
+                    "hpcmap: journal {}: {} items of chunks with failed items are mapped again",
+                    journal.path().display(),
+                    journal.retried()
+                );
+            }
             Some(journal)
         }
         None => None,
     };
+    let json = config.json.as_deref().map(Records::open).transpose()?;
+    let network = match &config.network {
+        Some((path, true)) => Some(Hockney::load(path)?),
+        Some((path, false)) if path.exists() => Some(Hockney::load(path)?),
+        _ => None,
+    };
+    let output = w.output_path().map(Output::create).transpose()?;
+    let results = config.results.as_deref().map(Output::create).transpose()?;
     let prepare_s = start.elapsed().as_secs_f64();
     info!(items = input.len(), seconds = prepare_s, "input built");
     Ok(Prepared {
@@ -169,15 +173,23 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     }
 
     // The root folds results into the summary as they arrive and streams
-    // them to --results: it never holds them all.
+    // them to --results: it never holds them all. A failed write stops the
+    // map at once (what is done is journaled) instead of after all the work.
     let mut summary = W::Summary::default();
     let mut results_file = prepared.as_mut().and_then(|p| p.results.take());
     let mut write_error = None;
+    let mut written = 0usize;
     let sink = |index: usize, result: W::Output| {
-        if let Some(out) = results_file.as_mut().map(PendingFile::writer)
+        if let Some(out) = results_file.as_mut()
             && write_error.is_none()
         {
-            write_error = write_item(index, &result, out).err();
+            match write_item(index, &result, out.writer()) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    write_error = Some(e);
+                    crate::interrupt::stop();
+                }
+            }
         }
         w.absorb(&mut summary, index, result);
     };
@@ -185,9 +197,16 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     let resumed = journal.as_ref().map_or(0, Journal::done_items);
     let input = prepared.as_ref().map(|p| &p.input);
     let task = Func(|item| w.map(item));
-    let stats = pool
-        .map_task(input, &config.map, &task, journal.as_mut(), sink)
-        .map_err(|e| interrupted(e, config))?;
+    let mapped = pool.map_task(input, &config.map, &task, journal.as_mut(), sink);
+    if let Some(e) = write_error {
+        let path = config.results.as_deref().unwrap_or(Path::new("?"));
+        let total = prepared.as_ref().map_or(0, |p| p.input.len());
+        return Err(anyhow::Error::from(e).context(format!(
+            "cannot write --results {} (stopped after {written} of {total} results)",
+            path.display()
+        )));
+    }
+    let stats = mapped.map_err(|e| interrupted(e, config))?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -195,16 +214,6 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     let Some(prepared) = prepared else {
         return Ok(());
     };
-    if let Some(e) = write_error {
-        anyhow::bail!(
-            "cannot write --results {}: {e}",
-            config
-                .results
-                .as_deref()
-                .unwrap_or(Path::new("?"))
-                .display()
-        );
-    }
     if let Some(file) = results_file {
         file.finish()?;
     }
@@ -239,10 +248,8 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     } else {
         print!("{}", text::render(&record));
     }
-    if let (Some(mut file), Some(path)) = (prepared.json, &config.json) {
-        record
-            .append_to(&mut file)
-            .map_err(|e| anyhow::anyhow!("cannot append to --json file {}: {e}", path.display()))?;
+    if let Some(mut records) = prepared.json {
+        records.append(&record.json_line())?;
     }
     if skipped {
         return Err(Exit::Skipped(stats.skipped.len()).into());

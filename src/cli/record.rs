@@ -8,8 +8,6 @@
 //! versions still count; a line that is not a usable record (a torn write,
 //! another tool's output) costs a warning, not the report.
 
-use std::io::Write;
-
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{ItemFailure, MapStats, Phases, RankStats};
@@ -195,28 +193,6 @@ impl RunRecord {
         let mut line = serde_json::to_string(self).expect("a record always serializes");
         line.push('\n');
         line
-    }
-
-    /// Appends the record to `out` with one `write` of the whole line, so
-    /// that records of jobs appending to one file (on NFS too) never
-    /// interleave, and a full disk never leaves half a line that merges
-    /// with the next.
-    ///
-    /// # Errors
-    /// When the line cannot be written whole.
-    pub fn append_to(&self, out: &mut std::fs::File) -> std::io::Result<()> {
-        let line = self.json_line();
-        let written = out.write(line.as_bytes())?;
-        if written != line.len() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!(
-                    "only {written} of {} bytes of the record were written",
-                    line.len()
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

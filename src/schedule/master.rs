@@ -485,6 +485,7 @@ where
             self.returned(0, &range);
         }
         self.own.items += range.len() as u64;
+        self.own.count_threads(&batch.per_thread);
         self.own.chunks += 1;
         self.own.compute_ns += compute_ns;
         let stopped_by = batch.stopped_by;

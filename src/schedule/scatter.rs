@@ -32,7 +32,7 @@ use crate::source::Source;
 use crate::stats::{MapStats, Meter};
 use crate::task::Task;
 use crate::transport::{self, MAX_MESSAGE};
-use crate::wire::{self, Outcome, Plan, Row};
+use crate::wire::{self, Plan, Row};
 
 /// The root's encoding of the other ranks' chunks: all bytes, and each
 /// rank's share of them (its own is 0).
@@ -40,6 +40,9 @@ struct Encoded {
     bytes: Vec<u8>,
     lens: Vec<usize>,
 }
+
+/// Items encoded at once by [`encode_others`].
+const PIECE: usize = 1 << 16;
 
 fn encode_others<I>(input: &I, plan: &StaticPlan) -> Result<Encoded, MapError>
 where
@@ -50,11 +53,15 @@ where
     let mut lens = vec![0usize; plan.ranks];
     for (rank, len) in lens.iter_mut().enumerate().skip(1) {
         for k in plan.chunks_of(rank) {
-            *len += input.with_range(plan.range(k), |items| {
-                codec::encode_items(items, &mut bytes)
-            })?;
-            if bytes.len() > MAX_MESSAGE {
-                return Err(MapError::TooLarge { bytes: bytes.len() });
+            // In pieces, so an input far over the limit fails at the limit
+            // instead of after building (or generating) all of it.
+            let range = plan.range(k);
+            for start in range.clone().step_by(PIECE) {
+                let piece = start..(start + PIECE).min(range.end);
+                *len += input.with_range(piece, |items| codec::encode_items(items, &mut bytes))?;
+                if bytes.len() > MAX_MESSAGE {
+                    return Err(MapError::TooLarge { bytes: bytes.len() });
+                }
             }
         }
     }
@@ -130,11 +137,7 @@ where
         // After a chunk stopped (a failure under abort, a signal) the map
         // ends in an error: the rest of this rank's chunks are not mapped.
         let batch = if stopped {
-            Batch {
-                results: Vec::new(),
-                outcome: Outcome::default(),
-                stopped_by: 0,
-            }
+            Batch::abandoned()
         } else if let Some(input) = map.input.filter(|_| t.is_root()) {
             let again = |i: usize| input.items(i..i + 1).next().expect("item in range");
             let chunk = Chunk {
@@ -164,6 +167,7 @@ where
             map.executor
                 .run(map.task, &states, map.options.on_error, chunk, None)
         };
+        row.count_threads(&batch.per_thread);
         if !batch.outcome.complete {
             stopped = true;
             if batch.stopped_by != 0 {

@@ -79,6 +79,7 @@ where
         Done::finish(&mut frame, ns, batch.stopped_by);
         t.send(ROOT, TAG_DONE, frame);
         row.items += range.len() as u64;
+        row.count_threads(&batch.per_thread);
         row.chunks += 1;
         row.compute_ns += ns;
         if batch.stopped_by != 0 {

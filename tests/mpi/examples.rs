@@ -41,3 +41,11 @@ fn custom_struct_through_the_pool() {
         assert!(r.stdout.contains("matches the serial map"), "{}", r.stdout);
     }
 }
+
+#[test]
+fn user_messages_never_disturb_a_map() {
+    for ranks in [2, 3] {
+        let r = mpirun(ranks, &example("messages_and_maps"), &[]).ok();
+        assert!(r.stdout.contains("every message intact"), "{}", r.stdout);
+    }
+}

@@ -6,6 +6,7 @@
 
 mod errors;
 mod examples;
+mod hardening;
 mod resume;
 mod util;
 mod workloads;

@@ -6,86 +6,13 @@
 //! pass a walltime SIGTERM on as SIGUSR1, which mpirun forwards as is.)
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hpcmap::cli::workloads::rng::SplitMix64;
 
-use crate::util::{Run, hpcmap, hpcmap_run, temp_dir};
+use crate::util::{Run, hpcmap_run, ranks_of, reap, signal, start, temp_dir, wait};
 
 const WORK: [&str; 7] = ["spin", "--items", "6000", "--micros", "300", "--skew", "1"];
-
-fn start(ranks: usize, args: &[String]) -> Child {
-    Command::new("mpirun")
-        .arg("-n")
-        .arg(ranks.to_string())
-        .arg(hpcmap())
-        .arg("run")
-        .args(args)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpirun starts")
-}
-
-/// Waits for `child` at most `limit`; a job that does not end is a hang.
-fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("job did not end within {limit:?} after the kill: a hang");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Pids of the ranks (not mpirun) whose command line mentions `marker`.
-fn ranks_of(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        let program = cmdline.split('\0').next().unwrap_or("");
-        if cmdline.contains(marker) && program.ends_with("/hpcmap") {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// Ends whatever is left of a killed job (ranks orphaned by a dead mpirun).
-fn reap(marker: &str) {
-    for _ in 0..50 {
-        let left = ranks_of(marker);
-        if left.is_empty() {
-            return;
-        }
-        left.iter().for_each(|&p| signal(p, "KILL"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("ranks of {marker} would not die");
-}
 
 fn args(schedule: &str, journal: &Path, results: &Path, resume: bool) -> Vec<String> {
     let mut a: Vec<String> = WORK.iter().map(|s| s.to_string()).collect();
@@ -127,7 +54,9 @@ fn killed_runs_resume_to_identical_results() {
                 let journal = dir.join(format!("journal-{case}"));
                 let results = dir.join(format!("results-{case}.jsonl"));
                 let marker = journal.display().to_string();
-                let mut child = start(ranks, &args(schedule, &journal, &results, false));
+                let mut run = vec!["run".to_string()];
+                run.extend(args(schedule, &journal, &results, false));
+                let mut child = start(ranks, &run);
                 // The whole run takes about 1-2 s: kill somewhere in it.
                 let delay = 300 + rng.next_u64() % 900;
                 std::thread::sleep(Duration::from_millis(delay));
@@ -144,9 +73,9 @@ fn killed_runs_resume_to_identical_results() {
                 }
                 let code = wait(&mut child, Duration::from_secs(20));
                 reap(&marker);
-                if how == "USR1 mpirun" && schedule != "static" {
-                    // mpirun passes SIGUSR1 on; the root winds down and exits
-                    // 75: resumable (or the run had just finished).
+                if how == "USR1 mpirun" {
+                    // mpirun passes SIGUSR1 on; every rank winds down and the
+                    // job exits 75: resumable (or the run had just finished).
                     assert!(
                         matches!(code, Some(75) | Some(0)),
                         "{how} {schedule}: exit {code:?}"

@@ -1,16 +1,19 @@
 //! Launching the real release binary under real `mpirun`, with a timeout.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// No MPI test may take longer than this; `timeout` kills mpirun and its ranks.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `hpcmap` binary cargo built for this test run.
+/// The `hpcmap` binary cargo built for this test run, or `$HPCMAP_TEST_BIN`
+/// (to see a test fail on an older binary).
 pub fn hpcmap() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hpcmap"))
+    std::env::var_os("HPCMAP_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hpcmap")))
 }
 
 /// A built example next to the binary (`cargo build --release --examples` first).
@@ -143,4 +146,96 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
+}
+
+/// Starts `hpcmap ARGS` (e.g. `run ...`) on `ranks` ranks in the
+/// background, stdout discarded, stderr piped.
+pub fn start(ranks: usize, args: &[String]) -> Child {
+    Command::new("mpirun")
+        .arg("-n")
+        .arg(ranks.to_string())
+        .arg(hpcmap())
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun starts")
+}
+
+/// Waits for `child` at most `limit`; a job that does not end is a hang.
+pub fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("job did not end within {limit:?} after the kill: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids of the ranks (not mpirun) whose command line mentions `marker`.
+pub fn ranks_of(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let program = cmdline.split('\0').next().unwrap_or("");
+        if cmdline.contains(marker) && program.ends_with("/hpcmap") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Ends whatever is left of a killed job (ranks orphaned by a dead mpirun).
+pub fn reap(marker: &str) {
+    for _ in 0..50 {
+        let left = ranks_of(marker);
+        if left.is_empty() {
+            return;
+        }
+        left.iter().for_each(|&p| signal(p, "KILL"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("ranks of {marker} would not die");
+}
+
+
+/// The pid of rank `rank` of the job whose command line mentions `marker`,
+/// found by the rank number mpirun put in its environment; waits up to 10 s
+/// for it to start.
+pub fn rank_pid(marker: &str, rank: usize) -> u32 {
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for pid in ranks_of(marker) {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "rank {rank} of {marker} never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

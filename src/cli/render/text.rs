@@ -148,7 +148,7 @@ pub fn render(r: &RunRecord) -> String {
             o,
             "skipped: {} items failed; the answer covers the other {}",
             r.skipped.len(),
-            r.items - r.skipped.len() as u64
+            (r.items + r.resumed_items).saturating_sub(r.skipped.len() as u64)
         );
         for f in r.skipped.iter().take(10) {
             let host = r.hosts.get(f.rank as usize).map_or("?", |h| h.as_str());

@@ -25,15 +25,41 @@ pub struct WordCount {
     pub top: usize,
 }
 
-/// Reads one file as UTF-8 text, with errors that name the file and the place.
+/// The most text one input may hold: the root keeps all of it in memory
+/// (and a device such as `/dev/zero` never ends).
+pub const MAX_INPUT_BYTES: u64 = 4 << 30;
+
+/// Reads one file as UTF-8 text, with errors that name the file and the
+/// place. Read block by block, so a binary or endless input (`/dev/zero`,
+/// a pipe) is refused at its first bad block or at [`MAX_INPUT_BYTES`].
 pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read input file {}", path.display()))?;
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        bail!(
-            "input file {} looks binary (NUL byte at offset {at}); wordcount needs UTF-8 text",
-            path.display()
-        );
+    use std::io::Read;
+    let context = || format!("cannot read input file {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(context)?;
+    let mut bytes = Vec::new();
+    loop {
+        let before = bytes.len();
+        let read = (&mut file)
+            .take(1 << 20)
+            .read_to_end(&mut bytes)
+            .with_context(context)?;
+        if let Some(at) = bytes[before..].iter().position(|&b| b == 0) {
+            bail!(
+                "input file {} looks binary (NUL byte at offset {}); wordcount needs UTF-8 text",
+                path.display(),
+                before + at
+            );
+        }
+        if bytes.len() as u64 > MAX_INPUT_BYTES {
+            bail!(
+                "input file {} holds more than {} GiB of text; wordcount keeps its input in memory",
+                path.display(),
+                MAX_INPUT_BYTES >> 30
+            );
+        }
+        if read == 0 {
+            break;
+        }
     }
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
