@@ -18,6 +18,10 @@ ensure_packages() {
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v clang >/dev/null 2>&1 || missing+=(clang)
     compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || missing+=(libclang-dev)
+    # The scripts read JSON records with python3 (bench, compare-nodes) and
+    # perl's core JSON::PP (merge-parts).
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    perl -MJSON::PP -e1 >/dev/null 2>&1 || missing+=(perl)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         die "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root"
@@ -28,8 +32,17 @@ ensure_packages() {
     apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# The toolchain hpcmap needs (Cargo.toml's rust-version).
+RUST_MIN=1.89
+
 ensure_rust() {
-    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install Rust $RUST_MIN or newer (https://rustup.rs: curl https://sh.rustup.rs -sSf | sh)"
+    local have
+    have=$(rustc --version 2>/dev/null | awk '{print $2}')
+    if [ "$(printf '%s\n%s\n' "$RUST_MIN" "$have" | sort -V | head -1)" != "$RUST_MIN" ]; then
+        die "rustc $have is older than the $RUST_MIN hpcmap needs: run 'rustup update stable' (or install from https://rustup.rs)"
+    fi
 }
 
 # OpenMPI refuses root without these; oversubscription lets tests use more ranks than cores.
