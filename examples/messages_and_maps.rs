@@ -47,7 +47,10 @@ fn main() {
         let (a, from): (Vec<u64>, usize) = pool.receive(Some(0), user_tags[0]);
         let (b, _): (String, usize) = pool.receive(Some(0), user_tags[1]);
         let (c, _): ((u8, i64), usize) = pool.receive(Some(0), user_tags[2]);
-        assert_eq!((a, from, b.as_str(), c), (vec![u64::MAX; 3], 0, "not a chunk", (7, -1)));
+        assert_eq!(
+            (a, from, b.as_str(), c),
+            (vec![u64::MAX; 3], 0, "not a chunk", (7, -1))
+        );
     }
     if pool.rank() == 0 {
         let (d, from): ([u32; 3], usize) = pool.receive(None, user_tags[3]);

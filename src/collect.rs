@@ -30,6 +30,36 @@ use crate::journal::{Entry, Journal};
 use crate::stats::{ItemFailure, MapStats};
 use crate::wire::Outcome;
 
+/// Where the root's results go: [`Sink::item`] for each result (in input
+/// order, or as they arrive, by [`crate::Order`]), [`Sink::failed`] for each
+/// failed item as its chunk arrives. [`FnSink`] makes a closure a sink.
+pub trait Sink<U> {
+    /// Item `index` mapped to `result`.
+    fn item(&mut self, index: usize, result: U);
+
+    /// An item failed (it is skipped, retried out, or ends the map).
+    fn failed(&mut self, _failure: &ItemFailure) {}
+}
+
+impl<U, S: Sink<U> + ?Sized> Sink<U> for &mut S {
+    fn item(&mut self, index: usize, result: U) {
+        (**self).item(index, result);
+    }
+
+    fn failed(&mut self, failure: &ItemFailure) {
+        (**self).failed(failure);
+    }
+}
+
+/// A closure `FnMut(index, result)` as a [`Sink`] that ignores failures.
+pub struct FnSink<F>(pub F);
+
+impl<U, F: FnMut(usize, U)> Sink<U> for FnSink<F> {
+    fn item(&mut self, index: usize, result: U) {
+        (self.0)(index, result);
+    }
+}
+
 /// A chunk's result payload as it arrived: a slice of a bigger buffer (the
 /// static gather), or a whole message whose payload starts at an offset.
 pub enum Received<'a> {
@@ -108,7 +138,7 @@ pub struct Collector<'j, U, S> {
 impl<'j, U, S> Collector<'j, U, S>
 where
     U: Serialize + DeserializeOwned,
-    S: FnMut(usize, U),
+    S: Sink<U>,
 {
     /// A collector calling `sink(index, result)`; in input order when
     /// `ordered`. Complete chunks are appended to `journal`, and the chunks
@@ -290,12 +320,11 @@ where
     }
 
     fn record_failures(&mut self, outcome: &Outcome, rank: usize) {
-        self.failures
-            .extend(outcome.failures.iter().map(|(index, message)| ItemFailure {
-                index: *index,
-                rank: rank as u64,
-                message: message.clone(),
-            }));
+        for (index, message) in &outcome.failures {
+            let failure = ItemFailure::new(*index, rank, message);
+            self.sink.failed(&failure);
+            self.failures.push(failure);
+        }
     }
 
     /// Appends a complete chunk to the journal. A failed write (a full
@@ -376,7 +405,7 @@ where
                     self.checksum = self
                         .checksum
                         .wrapping_add(codec::item_hash(index, &self.scratch));
-                    (self.sink)(index, item);
+                    self.sink.item(index, item);
                     self.handed += 1;
                 }
             }
@@ -404,7 +433,7 @@ where
         let decoded = codec::decode_each(items, count - failed.len(), |item: U, encoding| {
             let index = indices.next_index();
             *checksum = checksum.wrapping_add(codec::item_hash(index, encoding));
-            sink(index, item);
+            sink.item(index, item);
             *handed += 1;
         });
         match decoded {
@@ -465,7 +494,7 @@ mod tests {
         let expected = codec::checksum(&items).unwrap();
         for ordered in [true, false] {
             let mut seen = Vec::new();
-            let mut c = Collector::new(ordered, None, |i, u: u64| seen.push((i, u)));
+            let mut c = Collector::new(ordered, None, FnSink(|i, u: u64| seen.push((i, u))));
             // Arrival order: 6..10 (encoded), 0..3 (root's values), 3..6.
             assert_eq!(
                 c.add_payload(
@@ -500,7 +529,7 @@ mod tests {
     #[test]
     fn skipped_items_are_accounted_for_and_left_out() {
         let mut seen = Vec::new();
-        let mut c = Collector::new(true, None, |i, u: u64| seen.push((i, u)));
+        let mut c = Collector::new(true, None, FnSink(|i, u: u64| seen.push((i, u))));
         let outcome = Outcome {
             complete: true,
             failures: vec![(1, "bad".into())],
@@ -516,7 +545,7 @@ mod tests {
 
     #[test]
     fn failed_and_abandoned_chunks_are_not_taken() {
-        let mut c = Collector::new(true, None, |_, _: u64| {});
+        let mut c = Collector::new(true, None, FnSink(|_, _: u64| {}));
         let abandoned = Outcome {
             complete: false,
             failures: vec![],
@@ -539,7 +568,7 @@ mod tests {
         let items: Vec<u64> = (0..6).map(|i| 100 + i).collect();
         {
             let mut j = Journal::open(&dir, "test", false).unwrap();
-            let mut c = Collector::new(true, Some(&mut j), |_, _: u64| {});
+            let mut c = Collector::new(true, Some(&mut j), FnSink(|_, _: u64| {}));
             c.add_payload(
                 2,
                 2,
@@ -551,7 +580,7 @@ mod tests {
         let mut j = Journal::open(&dir, "test", true).unwrap();
         assert_eq!(j.todo(6), std::iter::once(0..2).collect::<Vec<_>>());
         let mut seen = Vec::new();
-        let mut c = Collector::new(true, Some(&mut j), |i, u: u64| seen.push((i, u)));
+        let mut c = Collector::new(true, Some(&mut j), FnSink(|i, u: u64| seen.push((i, u))));
         assert_eq!(c.accounted(), 0, "2..6 wait for 0..2");
         c.add_batch(0, 2, batch(items[..2].to_vec(), vec![], true), 0);
         assert_eq!(c.accounted(), 6);

@@ -118,6 +118,9 @@ impl Default for Pacer {
     }
 }
 
+/// The most items a batched task gets in one [`Task::call_run`].
+const RUN: usize = 4096;
+
 /// How a run of items on one thread ended.
 enum Stop {
     /// The run is mapped.
@@ -198,7 +201,8 @@ impl Executor {
                 let mut pacer = Pacer::new();
                 let pacer = pausing.then_some(&mut pacer);
                 run.map(state, &mut items, &mut batch, pacer, between, None);
-                batch.per_thread = vec![(batch.results.len() + batch.outcome.failures.len()) as u64];
+                batch.per_thread =
+                    vec![(batch.results.len() + batch.outcome.failures.len()) as u64];
                 batch
             }
             Some(_) => self.run_threaded(task, states, policy, chunk, pausing, between),
@@ -268,6 +272,9 @@ impl<T, K: Task<T>> Run<'_, T, K> {
         between: &mut dyn FnMut(),
         stop: Option<&AtomicBool>,
     ) {
+        if self.task.batched() {
+            return self.map_runs(state, items, batch, stop);
+        }
         loop {
             let pause = pacer.as_ref().map_or(usize::MAX, |p| p.batch);
             let started = Instant::now();
@@ -315,8 +322,80 @@ impl<T, K: Task<T>> Run<'_, T, K> {
                     return;
                 }
                 Stop::Failed(i, message) => {
+                    // A failure during a walltime signal is the signal's
+                    // doing (a killed child): abandon, map again on resume.
+                    if let Some(signal) = interrupt::requested() {
+                        batch.outcome.complete = false;
+                        batch.stopped_by = signal;
+                        return;
+                    }
                     if !self.settle(state, i, message, batch) {
                         return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Run::map`] for a batched task: runs of up to [`RUN`] items go to
+    /// [`Task::call_run`] at once; failed items are settled one by one.
+    fn map_runs(
+        &self,
+        state: &mut K::State,
+        items: &mut dyn Iterator<Item = (usize, T)>,
+        batch: &mut Batch<K::Output>,
+        stop: Option<&AtomicBool>,
+    ) {
+        loop {
+            if let Some(signal) = interrupt::requested() {
+                batch.outcome.complete = false;
+                batch.stopped_by = signal;
+                return;
+            }
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                batch.outcome.complete = false;
+                return;
+            }
+            let run: Vec<(usize, T)> = items.take(RUN).collect();
+            let Some(&(first, _)) = run.first() else {
+                return;
+            };
+            let count = run.len();
+            let values = run.into_iter().map(|(_, item)| item).collect();
+            let results = match catch(|| self.task.call_run(state, self.first + first, values)) {
+                Ok(results) if results.len() == count => results,
+                Ok(results) => (0..count)
+                    .map(|_| {
+                        Err(format!(
+                            "the task returned {} results for {count} items",
+                            results.len()
+                        ))
+                    })
+                    .collect(),
+                // The panic fails the run's first item; the rest are mapped again.
+                Err(panic) => std::iter::once(Err(format!("{}{panic}", ItemFailure::PANICKED)))
+                    .chain((1..count).map(|k| {
+                        let index = self.first + first + k;
+                        let again = (self.again)(index);
+                        catch(|| self.task.call_run(state, index, vec![again]))
+                            .ok()
+                            .and_then(|mut r| r.pop())
+                            .unwrap_or_else(|| Err("the task failed".into()))
+                    }))
+                    .collect(),
+            };
+            for (k, result) in results.into_iter().enumerate() {
+                match result {
+                    Ok(u) => batch.results.push(u),
+                    Err(message) => {
+                        if let Some(signal) = interrupt::requested() {
+                            batch.outcome.complete = false;
+                            batch.stopped_by = signal;
+                            return;
+                        }
+                        if !self.settle(state, first + k, message, batch) {
+                            return;
+                        }
                     }
                 }
             }
@@ -336,7 +415,14 @@ impl<T, K: Task<T>> Run<'_, T, K> {
         if let OnError::Retry(n) = self.policy {
             for _ in 0..n {
                 let item = (self.again)(index);
-                if let Ok(Ok(u)) = catch(|| self.task.call(state, index, item)) {
+                let retried = catch(|| {
+                    if self.task.batched() {
+                        self.task.call_run(state, index, vec![item]).pop()
+                    } else {
+                        Some(self.task.call(state, index, item))
+                    }
+                });
+                if let Ok(Some(Ok(u))) = retried {
                     batch.results.push(u);
                     return true;
                 }
@@ -449,7 +535,11 @@ where
             batch.outcome.complete = false;
         }
         batch.stopped_by = self.signal.load(Ordering::Relaxed);
-        batch.per_thread = self.per_thread.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        batch.per_thread = self
+            .per_thread
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
         batch
     }
 }
@@ -499,8 +589,19 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_micros(50));
                 x
             });
-            let b = ex.run(&slow, &States::new(threads), OnError::Abort, chunk(&items[..400], &again), None);
-            assert_eq!(b.per_thread.iter().filter(|&&n| n > 0).count(), threads, "{:?}", b.per_thread);
+            let b = ex.run(
+                &slow,
+                &States::new(threads),
+                OnError::Abort,
+                chunk(&items[..400], &again),
+                None,
+            );
+            assert_eq!(
+                b.per_thread.iter().filter(|&&n| n > 0).count(),
+                threads,
+                "{:?}",
+                b.per_thread
+            );
         }
     }
 
@@ -624,5 +725,62 @@ mod tests {
         );
         assert!(!b.outcome.complete, "one retry is not enough: abort");
         assert_eq!(b.outcome.failures, [(105, "flaky".to_string())]);
+    }
+
+    /// Answers a run at once, like a pipe to a worker process would.
+    struct Runs(std::sync::atomic::AtomicUsize);
+
+    impl Task<u32> for Runs {
+        type Output = u32;
+        type State = ();
+        fn init(&self, _: usize) {}
+        fn call(&self, _: &mut (), _: usize, _: u32) -> Result<u32, String> {
+            unreachable!("batched tasks get runs")
+        }
+        fn call_run(&self, _: &mut (), first: usize, items: Vec<u32>) -> Vec<Result<u32, String>> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(k, x)| {
+                    if first + k == 107 {
+                        Err("bad".into())
+                    } else {
+                        Ok(x * 2)
+                    }
+                })
+                .collect()
+        }
+        fn batched(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn batched_tasks_get_runs_and_failures_are_settled_per_item() {
+        let items: Vec<u32> = (0..50).collect();
+        let again = |i: usize| (i - 100) as u32;
+        for threads in [1, 3] {
+            let task = Runs(std::sync::atomic::AtomicUsize::new(0));
+            let ex = Executor::new(threads).unwrap();
+            let b = ex.run(
+                &task,
+                &States::new(threads),
+                OnError::Skip,
+                chunk(&items, &again),
+                None,
+            );
+            assert_eq!(b.results.len(), 49);
+            assert_eq!(b.outcome.failures, [(107, "bad".to_string())]);
+            assert!(task.0.load(Ordering::Relaxed) < 25, "runs, not items");
+            let b = ex.run(
+                &task,
+                &States::new(threads),
+                OnError::Retry(2),
+                chunk(&items, &again),
+                None,
+            );
+            assert!(!b.outcome.complete, "a retry of a hopeless item gives up");
+        }
     }
 }

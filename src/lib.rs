@@ -66,6 +66,7 @@ mod wire;
 pub mod cli;
 
 pub use codec::{CodecError, checksum};
+pub use collect::{FnSink, Sink};
 pub use error::MapError;
 pub use pool::{Mapped, Pool, PoolError};
 pub use schedule::{MapOptions, OnError, Order, Schedule};

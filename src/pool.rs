@@ -12,7 +12,7 @@ use mpi::traits::*;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec;
-use crate::collect::Collector;
+use crate::collect::{Collector, FnSink, Sink};
 use crate::error::MapError;
 use crate::executor::Executor;
 use crate::failure::{fatal, install_panic_hook};
@@ -311,7 +311,7 @@ impl Pool {
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
-        self.map_task(input, options, &Func(f), None, sink)
+        self.map_task(input, options, &Func(f), None, FnSink(sink))
     }
 
     /// Collective: the general map. Applies `task` (see [`crate::Task`]:
@@ -337,7 +337,7 @@ impl Pool {
         T: Serialize + DeserializeOwned + Send,
         K: Task<T>,
         K::Output: Serialize + DeserializeOwned + Send,
-        S: FnMut(usize, K::Output),
+        S: Sink<K::Output>,
     {
         if options.chunk == Some(0) {
             return Err(MapError::Invalid("chunk size must be at least 1".into()));
@@ -389,7 +389,7 @@ impl Pool {
         let mut results = Vec::new();
         let mut slots: Vec<Option<K::Output>> = Vec::new();
         let ordered = options.order == Order::Input;
-        let stats = self.map_task(input, options, task, None, |index, item| {
+        let sink = FnSink(|index, item| {
             if ordered {
                 results.push(item);
             } else {
@@ -398,7 +398,8 @@ impl Pool {
                 }
                 slots[index] = Some(item);
             }
-        })?;
+        });
+        let stats = self.map_task(input, options, task, None, sink)?;
         if !ordered {
             results = slots.into_iter().flatten().collect();
         }
@@ -426,6 +427,17 @@ impl Pool {
             self.root().broadcast_into(&mut bytes[..]);
         }
         codec::decode_value(&bytes).unwrap_or_else(|e| fatal(&e.to_string()))
+    }
+
+    /// Collective: every rank's `value` on the root, by rank; `None` on the
+    /// other ranks.
+    pub fn gather<T: Serialize + DeserializeOwned>(&self, value: &T) -> Option<Vec<T>> {
+        let bytes = codec::encode_value(value).unwrap_or_else(|e| fatal(&e.to_string()));
+        transport::gather_bytes(&self.transport, &bytes).map(|all| {
+            all.iter()
+                .map(|b| codec::decode_value(b).unwrap_or_else(|e| fatal(&e.to_string())))
+                .collect()
+        })
     }
 
     /// Point-to-point on the world communicator: sends `value` to rank

@@ -82,9 +82,31 @@ pub struct ItemFailure {
     pub rank: u64,
     /// Why it failed: the panic message and location, or the task's error.
     pub message: String,
+    /// Machine-readable detail the task attached (after
+    /// [`ItemFailure::DETAIL`] in its error), e.g. an exit status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ItemFailure {
+    /// Separates a task error's text from its machine-readable detail
+    /// (ASCII record separator): `format!("{text}{DETAIL}{json}")`.
+    pub const DETAIL: char = '\u{1e}';
+
+    /// The failure of item `index` on `rank` with the task's `error`.
+    pub fn new(index: u64, rank: usize, error: &str) -> ItemFailure {
+        let (message, detail) = match error.split_once(Self::DETAIL) {
+            Some((m, d)) => (m.to_string(), Some(d.to_string())),
+            None => (error.to_string(), None),
+        };
+        ItemFailure {
+            index,
+            rank: rank as u64,
+            message,
+            detail,
+        }
+    }
+
     /// Marks a message as a caught panic's (see [`ItemFailure::describe`]).
     pub const PANICKED: &'static str = "panicked: ";
 

@@ -28,6 +28,28 @@ pub trait Task<T>: Sync {
     /// When the item cannot be mapped.
     fn call(&self, state: &mut Self::State, index: usize, item: T) -> Result<Self::Output, String>;
 
+    /// Maps a run of consecutive items, the first with index `first`; one
+    /// result per item, in order. A task that gains from having several
+    /// items in flight at once (a pipe to a worker process) overrides it and
+    /// [`Task::batched`]; the default calls [`Task::call`] for each.
+    fn call_run(
+        &self,
+        state: &mut Self::State,
+        first: usize,
+        items: Vec<T>,
+    ) -> Vec<Result<Self::Output, String>> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| self.call(state, first + i, item))
+            .collect()
+    }
+
+    /// Whether the executor should hand items over in runs ([`Task::call_run`]).
+    fn batched(&self) -> bool {
+        false
+    }
+
     /// Whether an item mostly waits (on a child process, on I/O) rather than
     /// computes. The root then maps its own share on threads of its own, so
     /// that its MPI thread keeps serving the other ranks meanwhile.

@@ -282,7 +282,8 @@ pub struct Row {
 impl Row {
     /// The frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(56 + 8 * (self.chunk_lens.len() + self.thread_items.len()));
+        let mut out =
+            Vec::with_capacity(56 + 8 * (self.chunk_lens.len() + self.thread_items.len()));
         put(
             &mut out,
             &[

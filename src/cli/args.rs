@@ -4,14 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::cli::netmodel::Hockney;
-use crate::cli::outputs::check_distinct;
+use crate::Schedule;
+use crate::cli::settings::{MapArgs, Settings, schedule_parser};
 use crate::cli::workloads::{mandelbrot, primes, square};
-use crate::schedule::OnError;
-use crate::{MapOptions, Order, Schedule};
 
 /// Shown after `--help` (with [`super::EXIT_CODES`], added when the command is built).
 pub const EXAMPLES: &str = "\
@@ -22,12 +19,6 @@ Examples:
   mpirun -n 2 hpcmap run primes --limit 10000000 --json runs.jsonl
 
 Logs: RUST_LOG=debug prints what each rank does on stderr, tagged with the rank.";
-
-/// `--schedule`: the possible values are listed in `--help`.
-fn schedule_parser() -> impl clap::builder::TypedValueParser<Value = Schedule> {
-    clap::builder::PossibleValuesParser::new(Schedule::ALL.map(Schedule::name))
-        .map(|s| s.parse::<Schedule>().expect("a listed schedule"))
-}
 
 /// Pool.map for a cluster: spread a map over MPI ranks, gather the results in
 /// order, and show where the time went.
@@ -44,6 +35,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a built-in workload over all ranks of the MPI job (start it with mpirun).
     Run(RunArgs),
+    /// Run a command for every item (GNU parallel's convention), spread
+    /// over the ranks (start it with mpirun).
+    Exec(ExecArgs),
+    /// Stream items through warm worker processes (one per compute thread
+    /// per rank), one line in, one line out (start it with mpirun).
+    Pipe(PipeArgs),
     /// Benchmarks measured against a baseline from the same run (start with mpirun).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -120,69 +117,109 @@ pub enum BenchArgs {
     },
 }
 
-/// `hpcmap run`: options shared by every workload, then the workload.
+/// `hpcmap run`: a built-in workload, and the options every map takes
+/// (before or after the workload's own).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The workload and its own options.
     #[command(subcommand)]
     pub workload: WorkloadArgs,
 
-    /// How items are assigned to ranks.
-    #[arg(long, global = true, default_value = "static", value_parser = schedule_parser())]
-    pub schedule: Schedule,
-
-    /// Items per chunk [default: static: one block per rank; dynamic: items /
-    /// (8 x ranks); guided: the smallest chunk, 1].
-    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
-    pub chunk: Option<u64>,
-
-    /// What a panicking item does: abort (end the run cleanly, exit 3), skip
-    /// (leave it out and go on, exit 4), or retry=N (try it N more times, then abort).
-    #[arg(long, global = true, value_name = "POLICY", default_value = "abort")]
-    pub on_error: OnError,
-
-    /// Compute threads per rank (MPI stays on one thread): ranks x threads cores.
-    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub threads: u16,
-
-    /// Append the run's record as one JSON line to FILE (root only).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-
-    /// Print only the answer line.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-
-    /// Stream every item's result to FILE as JSON lines `[index, result]`, in
-    /// input order (completion order with --unordered); written to a temporary
-    /// and renamed into place when complete.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub results: Option<PathBuf>,
-
-    /// Journal completed chunks in DIR as they arrive, so that a killed or
-    /// interrupted run can be finished with --resume.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
-
-    /// Continue the run journaled in --journal DIR: only the items it lacks
-    /// are computed; answer, checksum and outputs equal an uninterrupted run's.
-    #[arg(long, global = true, requires = "journal")]
-    pub resume: bool,
-
-    /// Take results as they complete instead of in input order (no reorder
-    /// buffer on the root); the answer and checksum are the same.
-    #[arg(long, global = true)]
-    pub unordered: bool,
-
-    /// Explain communication with this network model (from `hpcmap bench
-    /// pingpong`) [default: $HPCMAP_NETWORK, else ~/.cache/hpcmap/network.json, if present].
-    #[arg(long, global = true, value_name = "FILE")]
-    pub network: Option<PathBuf>,
-
-    /// Map only part I of K contiguous parts of the input (1-based), e.g. for job arrays.
-    #[arg(long, global = true, value_name = "I/K", value_parser = parse_part)]
-    pub part: Option<Part>,
+    /// Options of every map.
+    #[command(flatten)]
+    pub map: MapArgs,
 }
+
+/// Where the items of `exec` and `pipe` come from (one of them).
+#[derive(Clone, Debug, Args)]
+pub struct ItemArgs {
+    /// Each line of FILE is an item (`-`: standard input, on the root).
+    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    pub lines: Option<PathBuf>,
+
+    /// The files matching each GLOB are the items, sorted (quote the
+    /// patterns, so that hpcmap expands them, not the shell).
+    #[arg(long, value_name = "GLOB", num_args = 1..)]
+    pub files: Vec<String>,
+
+    /// Kill a command (exec) or a worker (pipe) that runs past DURATION on
+    /// one item, with everything it started; the item fails. E.g. 600, 90s,
+    /// 10m, 2h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// Log every item in GNU parallel's --joblog format (Seq, Host,
+    /// Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command).
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
+}
+
+/// `hpcmap exec`: a command per item.
+#[derive(Debug, Args)]
+#[command(after_help = EXEC_HELP)]
+pub struct ExecArgs {
+    /// Where the items come from.
+    #[command(flatten)]
+    pub items: ItemArgs,
+
+    /// Run each command with `sh -c`, every replaced value quoted for the
+    /// shell; without a command, each item is a shell command.
+    #[arg(long)]
+    pub shell: bool,
+
+    /// Options of every map.
+    #[command(flatten)]
+    pub map: MapArgs,
+
+    /// The command after `--`, with replacement strings {} {.} {/} {//}
+    /// {/.} {#} {%}; `::: A B ...` at its end gives the items inline.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `hpcmap pipe`: warm worker processes, one line in, one line out.
+#[derive(Debug, Args)]
+#[command(after_help = PIPE_HELP)]
+pub struct PipeArgs {
+    /// Where the items come from.
+    #[command(flatten)]
+    pub items: ItemArgs,
+
+    /// Options of every map.
+    #[command(flatten)]
+    pub map: MapArgs,
+
+    /// The worker program after `--`; `::: A B ...` at its end gives the
+    /// items inline.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+const EXEC_HELP: &str = "\
+Examples:
+  mpirun -n 64 hpcmap exec --lines samples.txt -- ./align --ref hg38.fa {}
+  mpirun -n 8  hpcmap exec --files 'data/*.csv' -- gzip -9 -k {}
+  mpirun -n 8  hpcmap exec --lines cmds.txt --shell          # each line is a shell command
+  mpirun -n 2  hpcmap exec -- echo {#}: {} ::: a b c
+  mpirun -n 8  hpcmap exec --lines s.txt --journal j/ --resume --on-error retry=2 --timeout 600 --joblog jobs.tsv -- ./align {}
+
+Each item's stdout is captured whole and written on the root in input order (like
+parallel --keep-order) to standard output or --results; the report goes to stderr.
+stderr lines are forwarded as they come, tagged [item number]. A command that exits
+non-zero, is killed by a signal or runs past --timeout is a failed item (--on-error).
+Default: --schedule dynamic --chunk 1 (one command per hand-out).";
+
+const PIPE_HELP: &str = "\
+Examples:
+  mpirun -n 64 hpcmap pipe --lines items.jsonl --results out.jsonl -- python3 -u my_func.py
+  mpirun -n 2  hpcmap pipe --threads 2 -- tr a-z A-Z ::: one two three
+
+Each compute thread of each rank starts PROGRAM once (with HPCMAP_RANK, HPCMAP_THREAD
+and HPCMAP_SIZE set) and writes it one item per line on stdin; it must answer each
+with exactly one line on stdout, in order. A worker that exits, crashes, answers with
+more than one line or runs past --timeout fails that item and is started again.
+The answers are written on the root in input order, one line per item.
+Default: --schedule guided (big chunks first, single items at the end).";
 
 /// The built-in workloads.
 #[derive(Clone, Debug, Subcommand)]
@@ -260,40 +297,29 @@ pub enum WorkloadArgs {
     },
 }
 
-/// Part `index` (1-based) of `count` contiguous parts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Part {
-    /// Which part, 1..=count.
-    pub index: u64,
-    /// How many parts.
-    pub count: u64,
-}
-
-impl Part {
-    /// The item range of this part of `items` items.
-    pub fn range(&self, items: usize) -> std::ops::Range<usize> {
-        let at = |i: u64| (items as u128 * u128::from(i) / u128::from(self.count)) as usize;
-        at(self.index - 1)..at(self.index)
-    }
-}
-
-impl std::fmt::Display for Part {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-fn parse_part(s: &str) -> Result<Part, String> {
-    let err = || format!("expected I/K with 1 <= I <= K, e.g. 2/8; got '{s}'");
-    let (i, k) = s.split_once('/').ok_or_else(err)?;
-    let (index, count) = (
-        i.trim().parse::<u64>().map_err(|_| err())?,
-        k.trim().parse::<u64>().map_err(|_| err())?,
-    );
-    if index == 0 || index > count {
+/// `--timeout`: seconds, or a number with a unit s, m, h or d.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let err = || format!("expected a duration such as 600, 90s, 10m or 2h, got '{s}'");
+    let (number, unit) = match s
+        .trim()
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        Some((at, _)) => (&s.trim()[..at], &s.trim()[at..]),
+        None => (s.trim(), "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(err()),
+    };
+    let v: f64 = number.parse().map_err(|_| err())?;
+    if !v.is_finite() || v <= 0.0 || v * scale > 1e9 {
         return Err(err());
     }
-    Ok(Part { index, count })
+    Ok(std::time::Duration::from_secs_f64(v * scale))
 }
 
 fn parse_nonnegative(s: &str, max: f64) -> Result<f64, String> {
@@ -317,108 +343,48 @@ fn parse_skew(s: &str) -> Result<f64, String> {
 pub struct RunConfig {
     /// The workload.
     pub workload: WorkloadArgs,
-    /// Schedule and chunking.
-    pub map: MapOptions,
-    /// Threads per rank.
-    pub threads: usize,
-    /// JSON-lines file to append to.
-    pub json: Option<PathBuf>,
-    /// Print only the answer.
-    pub quiet: bool,
-    /// Take results in completion order.
-    pub unordered: bool,
-    /// Per-item results file.
-    pub results: Option<PathBuf>,
-    /// Journal directory.
-    pub journal: Option<PathBuf>,
-    /// Continue the journaled run.
-    pub resume: bool,
-    /// Network model file, and whether the user named it (then it must load).
-    pub network: Option<(PathBuf, bool)>,
-    /// Only this part of the input.
-    pub part: Option<Part>,
+    /// The options of the map.
+    pub settings: Settings,
 }
 
 impl RunArgs {
-    /// Refuses one file in two roles: an output over an input, two outputs
-    /// on one path, an output over the journal.
-    fn check_files(&self) -> Result<(), String> {
-        let journal = self.journal.as_ref().map(|d| d.join("journal.hpcmap"));
-        let mut roles: Vec<(&str, &Path)> = Vec::new();
-        match &self.workload {
-            WorkloadArgs::Wordcount { input, .. } => {
-                roles.extend(input.iter().map(|p| ("--input", p.as_path())));
-            }
-            WorkloadArgs::Mandelbrot {
-                output: Some(path), ..
-            } => roles.push(("--output", path)),
-            _ => {}
-        }
-        roles.extend(self.results.as_deref().map(|p| ("--results", p)));
-        roles.extend(self.json.as_deref().map(|p| ("--json", p)));
-        roles.extend(self.network.as_deref().map(|p| ("--network", p)));
-        roles.extend(journal.as_deref().map(|p| ("--journal", p)));
-        // The same input twice is only counted twice, not clobbered.
-        let inputs = roles.iter().take_while(|r| r.0 == "--input").count();
-        check_distinct(&roles[inputs.saturating_sub(1)..])?;
-        for input in &roles[..inputs] {
-            let mut with_outputs = vec![*input];
-            with_outputs.extend_from_slice(&roles[inputs..]);
-            check_distinct(&with_outputs)?;
-        }
-        Ok(())
-    }
-
     /// Checks what clap cannot express.
     ///
     /// # Errors
     /// A message for the user; the caller exits with code 2.
     pub fn validate(self) -> Result<RunConfig, String> {
-        if let WorkloadArgs::Mandelbrot {
-            output: Some(path), ..
-        } = &self.workload
-        {
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
-            if !matches!(ext.as_deref(), Some("png" | "pgm")) {
-                return Err(format!(
-                    "--output {}: the image format comes from the extension: use .png or .pgm",
-                    path.display()
-                ));
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        match &self.workload {
+            WorkloadArgs::Wordcount { input, .. } => {
+                files.extend(input.iter().map(|p| ("--input", p.as_path())));
             }
-            if self.part.is_some() {
-                return Err(
-                    "--output cannot be combined with --part: a part is not a whole image".into(),
-                );
+            WorkloadArgs::Mandelbrot {
+                output: Some(path), ..
+            } => {
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
+                if !matches!(ext.as_deref(), Some("png" | "pgm")) {
+                    return Err(format!(
+                        "--output {}: the image format comes from the extension: use .png or .pgm",
+                        path.display()
+                    ));
+                }
+                if self.map.part.is_some() {
+                    return Err(
+                        "--output cannot be combined with --part: a part is not a whole image"
+                            .into(),
+                    );
+                }
+                files.push(("--output", path));
             }
+            _ => {}
         }
-        self.check_files()?;
+        let settings = self.map.validate(Schedule::Static, None, &files)?;
         Ok(RunConfig {
             workload: self.workload,
-            map: MapOptions {
-                schedule: self.schedule,
-                chunk: self.chunk.map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
-                on_error: self.on_error,
-                order: if self.unordered {
-                    Order::Completion
-                } else {
-                    Order::Input
-                },
-            },
-            threads: usize::from(self.threads),
-            json: self.json,
-            quiet: self.quiet,
-            unordered: self.unordered,
-            results: self.results,
-            journal: self.journal,
-            resume: self.resume,
-            network: match self.network {
-                Some(path) => Some((path, true)),
-                None => Hockney::default_path().map(|p| (p, false)),
-            },
-            part: self.part,
+            settings,
         })
     }
 }
@@ -448,8 +414,8 @@ mod tests {
             "--quiet",
         ])
         .unwrap();
-        assert_eq!(c.threads, 2);
-        assert!(c.quiet);
+        assert_eq!(c.settings.threads, 2);
+        assert!(c.settings.quiet);
     }
 
     #[test]
@@ -465,10 +431,38 @@ mod tests {
     }
 
     #[test]
-    fn parts_tile_the_input() {
-        let parts: Vec<_> = (1..=3)
-            .map(|i| Part { index: i, count: 3 }.range(10))
-            .collect();
-        assert_eq!(parts, [0..3, 3..6, 6..10]);
+    fn durations_take_units() {
+        assert_eq!(parse_duration("600").unwrap().as_secs(), 600);
+        assert_eq!(parse_duration("1.5m").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        for bad in ["", "0", "-3", "5x", "nan", "1e12"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exec_takes_its_command_after_the_separator() {
+        let cli = Cli::try_parse_from([
+            "hpcmap",
+            "exec",
+            "--lines",
+            "l.txt",
+            "--timeout",
+            "10m",
+            "--",
+            "gzip",
+            "-9",
+            "{}",
+        ])
+        .unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!("exec")
+        };
+        assert_eq!(e.command, ["gzip", "-9", "{}"]);
+        assert_eq!(e.items.timeout.unwrap().as_secs(), 600);
+        assert!(
+            Cli::try_parse_from(["hpcmap", "pipe", "--lines", "l"]).is_err(),
+            "pipe needs a program"
+        );
     }
 }

@@ -1,123 +1,157 @@
-//! One `hpcmap run`: build the workload, share the root's readiness, map,
-//! and on the root write outputs and the report.
+//! One map of the command, whatever it maps: a built-in workload (`run`)
+//! or a user's program (`exec`, `pipe`). The [`Job`] says what is mapped;
+//! [`run`] does the rest the same way for all: the root prepares the input
+//! and its files (journal first, then outputs, failing fast), every rank
+//! starts its task, the map runs with the results streamed to the outputs,
+//! and the root writes the report and the record.
 
+use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::info;
 
 use crate::cli::Exit;
-use crate::cli::args::{RunConfig, WorkloadArgs};
 use crate::cli::netmodel::Hockney;
-use crate::cli::outputs::{Output, Records, write_item};
-use crate::cli::record::RunRecord;
+use crate::cli::outputs::{Output, Records};
+use crate::cli::record::{Answer, RunRecord};
 use crate::cli::render::text;
-use crate::cli::workloads::{
-    Input, Workload, mandelbrot::Mandelbrot, pi::Pi, primes::Primes, spin::Spin, square::Square,
-    wordcount::WordCount,
-};
+use crate::cli::settings::{Part, Settings};
 use crate::journal::Journal;
-use crate::task::Func;
-use crate::{MapError, Pool, Source};
+use crate::stats::ItemFailure;
+use crate::task::Task;
+use crate::{MapError, Pool, Sink, Source};
 
-/// Runs the configured workload on every rank.
-///
-/// # Errors
-/// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
-/// when the root could not start (the root prints the reason).
-pub fn run(pool: &Pool, config: &RunConfig) -> anyhow::Result<()> {
-    dispatch(&config.workload, Execute { pool, config })
-}
+/// What one map of the command maps and how its results are kept.
+pub trait Job: Sync {
+    /// What the root hands out.
+    type Item: Serialize + DeserializeOwned + Clone + Send + Sync;
+    /// What an item maps to.
+    type Output: Serialize + DeserializeOwned + Send;
+    /// The input, on the root.
+    type Input: Source<Item = Self::Item> + Sync;
+    /// What every rank does with an item.
+    type Task: Task<Self::Item, Output = Self::Output>;
+    /// What the root folds the results into.
+    type Summary: Default;
 
-/// Something to do with one concrete workload type (the visitor that turns
-/// the command line's workload enum into a generic call).
-pub trait WithWorkload {
-    /// What doing it returns.
-    type Output;
-    /// Does it with `w`.
-    fn with<W: Workload>(self, w: &W) -> Self::Output;
-}
+    /// The name in reports and records.
+    fn name(&self) -> &str;
 
-/// Builds the workload described by `args` and hands it to `visitor`.
-pub fn dispatch<V: WithWorkload>(args: &WorkloadArgs, visitor: V) -> V::Output {
-    match args {
-        WorkloadArgs::Square { items } => visitor.with(&Square { items: *items }),
-        WorkloadArgs::Pi {
-            samples,
-            tasks,
-            seed,
-        } => visitor.with(&Pi {
-            samples: *samples,
-            tasks: *tasks,
-            seed: *seed,
-        }),
-        WorkloadArgs::Mandelbrot {
-            width,
-            height,
-            max_iter,
-            output,
-        } => visitor.with(&Mandelbrot {
-            width: *width,
-            height: *height,
-            max_iter: *max_iter,
-            output: output.clone(),
-        }),
-        WorkloadArgs::Primes { limit, block } => visitor.with(&Primes::new(*limit, *block)),
-        WorkloadArgs::Wordcount { input, top } => visitor.with(&WordCount {
-            inputs: input.clone(),
-            top: *top,
-        }),
-        WorkloadArgs::Spin {
-            items,
-            micros,
-            skew,
-            fail_at,
-            fail_times,
-        } => visitor.with(&Spin {
-            fail_at: fail_at.clone(),
-            fail_times: *fail_times,
-            ..Spin::new(*items, *micros, *skew)
-        }),
+    /// Root: the input, cut to `part` when given.
+    ///
+    /// # Errors
+    /// When the input cannot be read.
+    fn input(&self, part: Option<Part>) -> anyhow::Result<Self::Input>;
+
+    /// Root: what a journal of this run is checked against (the same input,
+    /// parameters and part, or it is refused).
+    fn identity(&self, input: &Self::Input, part: Option<Part>) -> String;
+
+    /// Every rank: the task (`pipe` starts its workers here).
+    ///
+    /// # Errors
+    /// When it cannot be started on this rank.
+    fn task(&self, pool: &Pool) -> anyhow::Result<Self::Task>;
+
+    /// Root: folds a result into the summary (after it was written and logged).
+    fn absorb(&self, summary: &mut Self::Summary, index: usize, result: Self::Output);
+
+    /// Root: a failed item (skipped, or the one that ends the map).
+    fn absorb_failure(&self, _summary: &mut Self::Summary, _failure: &ItemFailure) {}
+
+    /// Root: writes a result to the ordered results (`--results`, or stdout).
+    ///
+    /// # Errors
+    /// When writing fails.
+    fn write_result(
+        &self,
+        index: usize,
+        result: &Self::Output,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()>;
+
+    /// A result's share of the checksum, when it is not the library's (over
+    /// the result's encoding): `exec` and `pipe` checksum their output bytes.
+    fn checksum(&self, _index: usize, _result: &Self::Output) -> Option<u64> {
+        None
+    }
+
+    /// The answer, from everything absorbed.
+    fn answer(&self, summary: &Self::Summary) -> Answer;
+
+    /// Whether the ordered results go to standard output when there is no
+    /// `--results` (and the report to standard error).
+    fn results_to_stdout(&self) -> bool {
+        false
+    }
+
+    /// Where the job writes an output file of its own, if anywhere.
+    fn output_path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Writes that file's contents from the summary.
+    ///
+    /// # Errors
+    /// When writing fails.
+    fn write_output(&self, _summary: &Self::Summary, _out: &mut dyn Write) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// Root: a log of every item run in this map (the joblog), if asked
+    /// for; `hosts` are the ranks' hostnames.
+    ///
+    /// # Errors
+    /// When it cannot be opened.
+    fn item_log(
+        &self,
+        _resume: bool,
+        _hosts: &[String],
+    ) -> anyhow::Result<Option<Box<dyn ItemLog<Self::Output>>>> {
+        Ok(None)
     }
 }
 
-/// `hpcmap run`: map the workload and report.
-struct Execute<'a> {
-    pool: &'a Pool,
-    config: &'a RunConfig,
-}
+/// A per-item log on the root (GNU parallel's joblog).
+pub trait ItemLog<U> {
+    /// Item `index` succeeded with `result`.
+    ///
+    /// # Errors
+    /// When writing fails.
+    fn done(&mut self, index: usize, result: &U) -> std::io::Result<()>;
 
-impl WithWorkload for Execute<'_> {
-    type Output = anyhow::Result<()>;
-    fn with<W: Workload>(self, w: &W) -> anyhow::Result<()> {
-        execute(self.pool, self.config, w)
-    }
+    /// An item failed.
+    ///
+    /// # Errors
+    /// When writing fails.
+    fn failed(&mut self, failure: &ItemFailure) -> std::io::Result<()>;
 }
 
 /// What the root holds before the map: the input and the files it will write.
-struct Prepared<'w, T> {
-    input: Input<'w, T>,
+struct Prepared<J: Job> {
+    input: J::Input,
     journal: Option<Journal>,
     network: Option<Hockney>,
     prepare_s: f64,
     json: Option<Records>,
     output: Option<Output>,
     results: Option<Output>,
+    log: Option<Box<dyn ItemLog<J::Output>>>,
 }
 
 /// Root only: the journal first (a busy journal refuses the run before it
-/// touches any output), then the outputs (fail fast), then the input.
-fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prepared<'w, W::Item>> {
+/// touches any output), then the outputs (fail fast).
+fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Result<Prepared<J>> {
     let start = Instant::now();
-    let mut input = w.input()?;
-    if let Some(part) = config.part {
-        let range = part.range(input.len());
-        input = input.slice(range);
-    }
-    let journal = match &config.journal {
+    let input = job.input(settings.part)?;
+    let journal = match &settings.journal {
         Some(dir) => {
-            let journal = Journal::open(dir, &identity(config, &input), config.resume)?;
+            let identity = job.identity(&input, settings.part);
+            let journal = Journal::open(dir, &identity, settings.resume)?;
             if let Some((offset, bytes)) = journal.dropped() {
                 eprintln!(
                     "hpcmap: journal {}: dropped {bytes} bytes of a torn or corrupt record at offset {offset}; those items are computed again",
@@ -135,16 +169,21 @@ fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prep
         }
         None => None,
     };
-    let json = config.json.as_deref().map(Records::open).transpose()?;
-    let network = match &config.network {
+    let json = settings.json.as_deref().map(Records::open).transpose()?;
+    let network = match &settings.network {
         Some((path, true)) => Some(Hockney::load(path)?),
         Some((path, false)) if path.exists() => Some(Hockney::load(path)?),
         _ => None,
     };
-    let output = w.output_path().map(Output::create).transpose()?;
-    let results = config.results.as_deref().map(Output::create).transpose()?;
+    let output = job.output_path().map(Output::create).transpose()?;
+    let results = match (&settings.results, job.results_to_stdout()) {
+        (Some(path), _) => Some(Output::create(path)?),
+        (None, true) => Some(Output::stdout()?),
+        (None, false) => None,
+    };
+    let log = job.item_log(settings.resume, hosts)?;
     let prepare_s = start.elapsed().as_secs_f64();
-    info!(items = input.len(), seconds = prepare_s, "input built");
+    info!(items = input.len(), seconds = prepare_s, "input ready");
     Ok(Prepared {
         input,
         journal,
@@ -153,14 +192,81 @@ fn prepare<'w, W: Workload>(config: &RunConfig, w: &'w W) -> anyhow::Result<Prep
         json,
         output,
         results,
+        log,
     })
 }
 
-fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Result<()> {
+/// The root's sink: every result into the summary, the ordered results
+/// and the log; a failed write stops the map at once (what is done is
+/// journaled) instead of after all the work.
+struct RunSink<'a, J: Job> {
+    job: &'a J,
+    summary: J::Summary,
+    results: Option<Output>,
+    log: Option<Box<dyn ItemLog<J::Output>>>,
+    /// Items replayed from the journal (not logged again).
+    replayed: Vec<Range<usize>>,
+    write_error: Option<(String, std::io::Error)>,
+    written: usize,
+    checksum: Option<u64>,
+}
+
+impl<J: Job> RunSink<'_, J> {
+    fn stop(&mut self, what: String, e: std::io::Error) {
+        if self.write_error.is_none() {
+            self.write_error = Some((what, e));
+            crate::interrupt::stop();
+        }
+    }
+
+    fn replayed(&self, index: usize) -> bool {
+        let at = self.replayed.partition_point(|r| r.end <= index);
+        self.replayed.get(at).is_some_and(|r| r.contains(&index))
+    }
+}
+
+impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
+    fn item(&mut self, index: usize, result: J::Output) {
+        if let Some(out) = self.results.as_mut()
+            && self.write_error.is_none()
+        {
+            match self.job.write_result(index, &result, out.writer()) {
+                Ok(()) => self.written += 1,
+                Err(e) => self.stop("the results".into(), e),
+            }
+        }
+        if let Some(sum) = self.job.checksum(index, &result) {
+            self.checksum = Some(self.checksum.unwrap_or(0).wrapping_add(sum));
+        }
+        if !self.replayed(index)
+            && let Some(log) = self.log.as_mut()
+            && let Err(e) = log.done(index, &result)
+        {
+            self.stop("the joblog".into(), e);
+        }
+        self.job.absorb(&mut self.summary, index, result);
+    }
+
+    fn failed(&mut self, failure: &ItemFailure) {
+        if let Some(log) = self.log.as_mut()
+            && let Err(e) = log.failed(failure)
+        {
+            self.stop("the joblog".into(), e);
+        }
+        self.job.absorb_failure(&mut self.summary, failure);
+    }
+}
+
+/// Runs `job` on every rank: prepare, start, map, report.
+///
+/// # Errors
+/// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
+/// when the root could not start (the root prints the reason).
+pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<()> {
     let mut prepared = None;
     let mut failure = None;
     if pool.is_root() {
-        match prepare(config, w) {
+        match prepare(settings, job, pool.hosts()) {
             Ok(p) => prepared = Some(p),
             Err(e) => failure = Some(e),
         }
@@ -171,42 +277,42 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     if !ready {
         return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
     }
+    let task = start_task(pool, job)?;
 
-    // The root folds results into the summary as they arrive and streams
-    // them to --results: it never holds them all. A failed write stops the
-    // map at once (what is done is journaled) instead of after all the work.
-    let mut summary = W::Summary::default();
-    let mut results_file = prepared.as_mut().and_then(|p| p.results.take());
-    let mut write_error = None;
-    let mut written = 0usize;
-    let sink = |index: usize, result: W::Output| {
-        if let Some(out) = results_file.as_mut()
-            && write_error.is_none()
-        {
-            match write_item(index, &result, out.writer()) {
-                Ok(()) => written += 1,
-                Err(e) => {
-                    write_error = Some(e);
-                    crate::interrupt::stop();
-                }
-            }
-        }
-        w.absorb(&mut summary, index, result);
-    };
     let mut journal = prepared.as_mut().and_then(|p| p.journal.take());
     let resumed = journal.as_ref().map_or(0, Journal::done_items);
+    let replayed = journal
+        .as_ref()
+        .map(|j| j.entries().iter().map(|(&s, e)| s..s + e.count).collect())
+        .unwrap_or_default();
+    let mut sink = RunSink {
+        job,
+        summary: J::Summary::default(),
+        results: prepared.as_mut().and_then(|p| p.results.take()),
+        log: prepared.as_mut().and_then(|p| p.log.take()),
+        replayed,
+        write_error: None,
+        written: 0,
+        checksum: None,
+    };
     let input = prepared.as_ref().map(|p| &p.input);
-    let task = Func(|item| w.map(item));
-    let mapped = pool.map_task(input, &config.map, &task, journal.as_mut(), sink);
-    if let Some(e) = write_error {
-        let path = config.results.as_deref().unwrap_or(Path::new("?"));
+    let mapped = pool.map_task(input, &settings.map, &task, journal.as_mut(), &mut sink);
+    drop(task); // workers end with the map
+    if let Some((what, e)) = sink.write_error.take() {
+        let path = match what.as_str() {
+            "the results" => settings
+                .results
+                .as_deref()
+                .map_or("standard output".into(), |p| p.display().to_string()),
+            _ => what,
+        };
         let total = prepared.as_ref().map_or(0, |p| p.input.len());
         return Err(anyhow::Error::from(e).context(format!(
-            "cannot write --results {} (stopped after {written} of {total} results)",
-            path.display()
+            "cannot write {path} (stopped after {} of {total} results)",
+            sink.written
         )));
     }
-    let stats = mapped.map_err(|e| interrupted(e, config))?;
+    let stats = mapped.map_err(|e| interrupted(e, settings))?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -214,39 +320,47 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     let Some(prepared) = prepared else {
         return Ok(());
     };
-    if let Some(file) = results_file {
+    if let Some(file) = sink.results.take() {
         file.finish()?;
     }
     let skipped = !stats.skipped.is_empty();
     if skipped && prepared.output.is_some() {
         eprintln!(
             "hpcmap: output {} not written: {} items were skipped",
-            w.output_path().unwrap_or(Path::new("?")).display(),
+            job.output_path().unwrap_or(Path::new("?")).display(),
             stats.skipped.len()
         );
     } else if let Some(mut file) = prepared.output {
-        w.write_output(&summary, file.writer())
+        job.write_output(&sink.summary, file.writer())
             .map_err(anyhow::Error::from)
             .and_then(|()| file.finish())
             .with_context(|| {
                 format!(
                     "cannot write output {}",
-                    w.output_path().unwrap_or(Path::new("?")).display()
+                    job.output_path().unwrap_or(Path::new("?")).display()
                 )
             })?;
     }
-    let mut record = RunRecord::new(w.name(), &stats, pool.hosts(), w.answer(&summary));
+    let mut record = RunRecord::new(job.name(), &stats, pool.hosts(), job.answer(&sink.summary));
+    if let Some(sum) = sink.checksum {
+        record.checksum = format!("{sum:016x}");
+    }
     record.prepare_s = prepared.prepare_s;
-    record.part = config.part.map(|p| p.to_string());
-    record.ordered = !config.unordered;
+    record.part = settings.part.map(|p| p.to_string());
+    record.ordered = !settings.unordered;
     if let Some(network) = &prepared.network {
         record.explain(network);
     }
     record.resumed_items = resumed as u64;
-    if config.quiet {
-        println!("answer: {}", record.answer.text);
+    let report = if settings.quiet {
+        format!("answer: {}\n", record.answer.text)
     } else {
-        print!("{}", text::render(&record));
+        text::render(&record)
+    };
+    if job.results_to_stdout() {
+        eprint!("{report}");
+    } else {
+        print!("{report}");
     }
     if let Some(mut records) = prepared.json {
         records.append(&record.json_line())?;
@@ -257,8 +371,31 @@ fn execute<W: Workload>(pool: &Pool, config: &RunConfig, w: &W) -> anyhow::Resul
     Ok(())
 }
 
+/// Every rank starts the job's task; if any rank cannot, every rank stops
+/// before work is handed out, and the root says which rank failed and why.
+fn start_task<J: Job>(pool: &Pool, job: &J) -> anyhow::Result<J::Task> {
+    let started = job.task(pool);
+    let mine = started.as_ref().err().map(|e| format!("{e:#}"));
+    let all = pool.gather(&mine);
+    let first = all.and_then(|all| {
+        all.into_iter()
+            .enumerate()
+            .find_map(|(rank, e)| e.map(|e| (rank, e)))
+    });
+    let verdict: Option<(usize, String)> = pool.broadcast(pool.is_root().then_some(&first));
+    match (verdict, started) {
+        (None, Ok(task)) => Ok(task),
+        (None, Err(e)) => Err(e),
+        (Some((rank, e)), _) if pool.is_root() => {
+            let host = pool.hosts().get(rank).cloned().unwrap_or_default();
+            anyhow::bail!("rank {rank} ({host}) could not start: {e}")
+        }
+        (Some(_), _) => Err(MapError::RootFailed.into()),
+    }
+}
+
 /// An interrupted map's error, with what the user can do next.
-fn interrupted(e: MapError, config: &RunConfig) -> anyhow::Error {
+fn interrupted(e: MapError, settings: &Settings) -> anyhow::Error {
     let MapError::Interrupted {
         signal,
         done,
@@ -267,7 +404,7 @@ fn interrupted(e: MapError, config: &RunConfig) -> anyhow::Error {
     else {
         return e.into();
     };
-    let how = match &config.journal {
+    let how = match &settings.journal {
         Some(dir) => format!(
             "journaled in {}; run the same command with --resume to finish",
             dir.display()
@@ -278,29 +415,4 @@ fn interrupted(e: MapError, config: &RunConfig) -> anyhow::Error {
         "interrupted by {signal}: {done} of {total} items done, {how}"
     ))
     .into()
-}
-
-/// What a journal is checked against: the workload and its parameters, the
-/// part, and for inputs read from files a digest of their contents. Output
-/// paths are left out: they do not change the results.
-fn identity<T: serde::Serialize + Clone + Send + Sync>(
-    config: &RunConfig,
-    input: &Input<'_, T>,
-) -> String {
-    let mut args = config.workload.clone();
-    if let WorkloadArgs::Mandelbrot { output, .. } = &mut args {
-        output.take();
-    }
-    let content = match input {
-        Input::Items(items) => crate::checksum(items).map_or(0, |c| c),
-        Input::Generated(_) => 0,
-    };
-    let part = config
-        .part
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "all".into());
-    format!(
-        "hpcmap journal v1; {args:?}; part {part}; {} items; content {content:016x}",
-        input.len()
-    )
 }

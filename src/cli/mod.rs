@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod exec;
 pub mod job;
 pub mod logging;
 pub mod netmodel;
@@ -23,6 +24,7 @@ pub mod record;
 pub mod render;
 pub mod report;
 pub mod scaling;
+pub mod settings;
 pub mod workloads;
 
 use std::process::ExitCode;
@@ -118,6 +120,12 @@ fn long_version() -> String {
 
 /// The command's entry point (`src/main.rs`).
 pub fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == exec::reaper::ARG)
+    {
+        return exec::reaper::serve();
+    }
     release_big_buffers();
     // First, before anything can take time: a walltime signal that arrives
     // before the handlers would kill the process.
@@ -172,8 +180,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let config = args.validate().map_err(Exit::Usage)?;
-            let pool = start(config.threads)?;
-            job::run(&pool, &config)
+            let pool = start(config.settings.threads)?;
+            workloads::dispatch(
+                &config.workload,
+                RunBuiltin {
+                    pool: &pool,
+                    config: &config,
+                },
+            )
+        }
+        Command::Exec(args) => {
+            let (settings, job) = exec::UserJob::exec(args).map_err(Exit::Usage)?;
+            let pool = start(settings.threads)?;
+            job::run(&pool, &settings, &job)
+        }
+        Command::Pipe(args) => {
+            let (settings, job) = exec::UserJob::pipe(args).map_err(Exit::Usage)?;
+            let pool = start(settings.threads)?;
+            job::run(&pool, &settings, &job)
         }
         Command::Bench(bench) => bench::run(&bench, start),
         // Reading records needs no MPI: no Pool, no mpirun.
@@ -182,6 +206,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             plot,
             markdown,
         } => report::run(&files, plot.as_deref(), markdown),
+    }
+}
+
+/// `hpcmap run`: the chosen workload through [`job::run`].
+struct RunBuiltin<'a> {
+    pool: &'a Pool,
+    config: &'a args::RunConfig,
+}
+
+impl workloads::WithWorkload for RunBuiltin<'_> {
+    type Output = anyhow::Result<()>;
+    fn with<W: workloads::Workload>(self, w: &W) -> anyhow::Result<()> {
+        let job = workloads::Builtin {
+            workload: w,
+            args: &self.config.workload,
+        };
+        job::run(self.pool, &self.config.settings, &job)
     }
 }
 

@@ -59,9 +59,8 @@ impl Output {
             });
         }
         let target = if path.is_symlink() {
-            std::fs::canonicalize(path).with_context(|| {
-                format!("output {} is a symlink to nowhere", path.display())
-            })?
+            std::fs::canonicalize(path)
+                .with_context(|| format!("output {} is a symlink to nowhere", path.display()))?
         } else {
             path.to_path_buf()
         };
@@ -86,6 +85,22 @@ impl Output {
         })
     }
 
+    /// Standard output, written through (`exec` and `pipe` results).
+    ///
+    /// # Errors
+    /// When standard output cannot be duplicated.
+    pub fn stdout() -> anyhow::Result<Output> {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot write to standard output")?;
+        Ok(Output {
+            path: PathBuf::from("standard output"),
+            target: Target::Through(BufWriter::with_capacity(1 << 20, File::from(fd))),
+        })
+    }
+
     /// Where to write the contents (buffered).
     pub fn writer(&mut self) -> &mut dyn Write {
         match &mut self.target {
@@ -102,7 +117,10 @@ impl Output {
         let context = || format!("cannot write output {}", self.path.display());
         match self.target {
             Target::Replace { file, target } => {
-                let temp = file.into_inner().map_err(|e| e.into_error()).with_context(context)?;
+                let temp = file
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .with_context(context)?;
                 temp.as_file().sync_all().with_context(context)?;
                 // Keep the permissions of the file it replaces.
                 if let Ok(old) = std::fs::metadata(&target) {
@@ -114,7 +132,9 @@ impl Output {
                         std::fs::Permissions::from_mode(0o666 & !umask()),
                     );
                 }
-                temp.persist(&target).map_err(|e| e.error).with_context(context)?;
+                temp.persist(&target)
+                    .map_err(|e| e.error)
+                    .with_context(context)?;
             }
             Target::Through(mut file) => file.flush().with_context(context)?,
         }
@@ -170,7 +190,9 @@ impl Records {
         let len = self.file.metadata().with_context(context)?.len();
         let mut last = [b'\n'];
         if len > 0 && self.file.metadata().is_ok_and(|m| m.is_file()) {
-            self.file.read_exact_at(&mut last, len - 1).with_context(context)?;
+            self.file
+                .read_exact_at(&mut last, len - 1)
+                .with_context(context)?;
         }
         let mut bytes = Vec::with_capacity(line.len() + 1);
         if last[0] != b'\n' {
@@ -217,7 +239,9 @@ fn identity(path: &Path) -> Option<Identity> {
         Ok(m) => Some(Identity::Inode(m.dev(), m.ino())),
         Err(_) => {
             let absolute = std::path::absolute(path).ok()?;
-            let parent = absolute.parent().and_then(|p| std::fs::canonicalize(p).ok());
+            let parent = absolute
+                .parent()
+                .and_then(|p| std::fs::canonicalize(p).ok());
             Some(Identity::Path(match (parent, absolute.file_name()) {
                 (Some(p), Some(name)) => p.join(name),
                 _ => absolute,
@@ -269,13 +293,20 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         let mut out = Output::create(&link).unwrap();
         out.writer().write_all(b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "old", "not before finish");
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "old",
+            "not before finish"
+        );
         out.finish().unwrap();
         assert!(link.is_symlink(), "the link stays a link");
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
         // Two writers: each has its own temporary; the last to finish wins whole.
         let a_path = d.join("a.txt");
-        let (mut a, mut b) = (Output::create(&a_path).unwrap(), Output::create(&a_path).unwrap());
+        let (mut a, mut b) = (
+            Output::create(&a_path).unwrap(),
+            Output::create(&a_path).unwrap(),
+        );
         a.writer().write_all(b"first").unwrap();
         b.writer().write_all(b"second").unwrap();
         drop(a); // a failed run: its temporary goes, nothing else
@@ -291,7 +322,13 @@ mod tests {
         let mut null = Output::create(Path::new("/dev/null")).unwrap();
         null.writer().write_all(b"x").unwrap();
         null.finish().unwrap();
-        assert!(Path::new("/dev/null").metadata().unwrap().file_type().is_char_device());
+        assert!(
+            Path::new("/dev/null")
+                .metadata()
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
         let mut full = Output::create(Path::new("/dev/full")).unwrap();
         let wrote = full.writer().write_all(&[0u8; 1 << 16]);
         assert!(wrote.is_err() || full.finish().is_err());
@@ -326,7 +363,9 @@ mod tests {
             assert!(err.contains("--input and --results"), "{err}");
         }
         let new = d.join("new.jsonl");
-        assert!(check_distinct(&[("--results", &new), ("--json", &d.join("./new.jsonl"))]).is_err());
+        assert!(
+            check_distinct(&[("--results", &new), ("--json", &d.join("./new.jsonl"))]).is_err()
+        );
         assert!(check_distinct(&[("--results", &new), ("--json", &d.join("other.jsonl"))]).is_ok());
         let null = Path::new("/dev/null");
         assert!(check_distinct(&[("--results", null), ("--json", null)]).is_ok());

@@ -33,7 +33,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::{Map, Schedule};
 use crate::chunking::{Dispenser, Sizing};
 use crate::codec;
-use crate::collect::{Arrival, Collector, Received};
+use crate::collect::{Arrival, Collector, Received, Sink};
 use crate::executor::{Batch, Chunk, Executor, States};
 use crate::failure::fatal;
 use crate::interrupt;
@@ -82,7 +82,7 @@ where
     T: Serialize + DeserializeOwned + Send,
     K: Task<T>,
     K::Output: Serialize + DeserializeOwned + Send,
-    S: FnMut(usize, K::Output),
+    S: Sink<K::Output>,
 {
     let input = map
         .input
@@ -216,7 +216,7 @@ where
         T: Send,
         K: Task<T, Output = U>,
         U: Send,
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         for worker in 1..self.t.size() {
             self.refill(worker, 0);
@@ -266,7 +266,7 @@ where
     /// The loop of the threaded mode: the MPI thread only serves.
     fn serve_threaded<S>(&mut self, collector: &mut Collector<'_, U, S>)
     where
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         loop {
             for worker in 0..self.t.size() {
@@ -381,7 +381,7 @@ where
     /// whether any did.
     fn poll<S>(&mut self, collector: &mut Collector<'_, U, S>) -> bool
     where
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         self.t.progress();
         let mut any = false;
@@ -445,7 +445,7 @@ where
     /// Takes one worker's `Done` message.
     fn accept<S>(&mut self, from: usize, message: Vec<u8>, collector: &mut Collector<'_, U, S>)
     where
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         let (range, compute_ns, stopped_by, at) = match Done::parse(&message) {
             Ok(d) => (
@@ -478,7 +478,7 @@ where
         compute_ns: u64,
         collector: &mut Collector<'_, U, S>,
     ) where
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         self.observe(range.len(), compute_ns);
         if self.local.is_some() {
@@ -503,7 +503,7 @@ where
         collector: &Collector<'_, U, S>,
     ) -> MapStats
     where
-        S: FnMut(usize, U),
+        S: Sink<U>,
     {
         for worker in 1..self.t.size() {
             self.refill(worker, 0); // stops any worker that never got work

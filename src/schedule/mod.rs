@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::collect::Collector;
+use crate::collect::{Collector, Sink};
 use crate::error::MapError;
 use crate::executor::Executor;
 use crate::source::Source;
@@ -184,7 +184,7 @@ where
     T: Serialize + DeserializeOwned + Send,
     K: Task<T>,
     K::Output: Serialize + DeserializeOwned + Send,
-    S: FnMut(usize, K::Output),
+    S: Sink<K::Output>,
 {
     match map.options.schedule {
         Schedule::Static => scatter::run(map, collector),

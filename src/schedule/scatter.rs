@@ -23,7 +23,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::Map;
 use crate::chunking::StaticPlan;
 use crate::codec::{self, Decoder};
-use crate::collect::{Collector, Received};
+use crate::collect::{Collector, Received, Sink};
 use crate::error::MapError;
 use crate::executor::{Batch, Chunk, States};
 use crate::failure::fatal;
@@ -78,7 +78,7 @@ where
     T: Serialize + DeserializeOwned + Send,
     K: Task<T>,
     K::Output: Serialize + DeserializeOwned + Send,
-    S: FnMut(usize, K::Output),
+    S: Sink<K::Output>,
 {
     let t = map.transport;
     let (rank, size) = (t.rank(), t.size());

@@ -47,7 +47,11 @@ where
             None => Vec::new(),
         };
         let ordered = options.order == Order::Input;
-        let mut collector = Collector::new(ordered, journal.as_mut(), |i, u| results.push((i, u)));
+        let mut collector = Collector::new(
+            ordered,
+            journal.as_mut(),
+            crate::FnSink(|i, u| results.push((i, u))),
+        );
         let map = Map {
             transport: t,
             executor: &executor,

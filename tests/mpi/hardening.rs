@@ -40,7 +40,11 @@ const SPIN: [&str; 6] = ["spin", "--items", "6000", "--micros", "300", "--skew"]
 fn a_signal_to_one_worker_ends_the_run_resumable_never_partial() {
     let dir = temp_dir("worker-signal");
     let reference = dir.join("reference.jsonl");
-    let r = hpcmap_run(2, &[&SPIN[..], &["1", "--results", reference.to_str().unwrap()]].concat()).ok();
+    let r = hpcmap_run(
+        2,
+        &[&SPIN[..], &["1", "--results", reference.to_str().unwrap()]].concat(),
+    )
+    .ok();
     let expected = (r.field("answer"), r.field("checksum"));
     for schedule in ["dynamic", "guided", "static"] {
         let journal = dir.join(format!("j-{schedule}"));
@@ -57,13 +61,24 @@ fn a_signal_to_one_worker_ends_the_run_resumable_never_partial() {
         signal(worker, "USR1");
         let code = wait(&mut job, Duration::from_secs(30));
         reap(&marker);
-        assert_eq!(code, Some(75), "{schedule}: a worker's signal is an interruption");
+        assert_eq!(
+            code,
+            Some(75),
+            "{schedule}: a worker's signal is an interruption"
+        );
         assert!(!results.exists(), "{schedule}: no partial --results");
         let mut resume: Vec<&str> = all[1..].iter().map(String::as_str).collect();
         resume.push("--resume");
         let r = hpcmap_run(2, &resume).ok();
-        assert_eq!((r.field("answer"), r.field("checksum")), expected, "{schedule}");
-        assert_eq!(std::fs::read(&results).unwrap(), std::fs::read(&reference).unwrap());
+        assert_eq!(
+            (r.field("answer"), r.field("checksum")),
+            expected,
+            "{schedule}"
+        );
+        assert_eq!(
+            std::fs::read(&results).unwrap(),
+            std::fs::read(&reference).unwrap()
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -89,20 +104,70 @@ fn devices_are_written_through_and_symlinks_kept() {
     let dir = temp_dir("devices");
     let null = device(&dir, "null", 3);
     let full = device(&dir, "full", 7);
-    hpcmap_run(2, &["square", "--items", "1000", "-q", "--results", null.to_str().unwrap()]).ok();
-    assert!(std::fs::metadata(&null).unwrap().file_type().is_char_device());
-    let r = hpcmap_run(2, &["square", "--items", "1000", "-q", "--results", full.to_str().unwrap()]);
-    assert_eq!(r.code, Some(1), "a failed write to a device is an error: {}", r.stderr);
+    hpcmap_run(
+        2,
+        &[
+            "square",
+            "--items",
+            "1000",
+            "-q",
+            "--results",
+            null.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(
+        std::fs::metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    let r = hpcmap_run(
+        2,
+        &[
+            "square",
+            "--items",
+            "1000",
+            "-q",
+            "--results",
+            full.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.code,
+        Some(1),
+        "a failed write to a device is an error: {}",
+        r.stderr
+    );
     assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
-    assert!(std::fs::metadata(&full).unwrap().file_type().is_char_device());
+    assert!(
+        std::fs::metadata(&full)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 
     let target = dir.join("target.jsonl");
     std::fs::write(&target, "old").unwrap();
     let link = dir.join("link.jsonl");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    hpcmap_run(2, &["square", "--items", "3", "-q", "--results", link.to_str().unwrap()]).ok();
+    hpcmap_run(
+        2,
+        &[
+            "square",
+            "--items",
+            "3",
+            "-q",
+            "--results",
+            link.to_str().unwrap(),
+        ],
+    )
+    .ok();
     assert!(link.is_symlink(), "the symlink is kept");
-    assert_eq!(std::fs::read_to_string(&target).unwrap(), "[0,1]\n[1,4]\n[2,9]\n");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "[0,1]\n[1,4]\n[2,9]\n"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -120,7 +185,11 @@ fn concurrent_runs_never_mix_or_delete_each_others_outputs() {
     // Two runs writing one --results at once: one run's whole output.
     let mut all = args(&["run"]);
     all.extend(args(&work));
-    all.extend(["-q".into(), "--results".into(), results.display().to_string()]);
+    all.extend([
+        "-q".into(),
+        "--results".into(),
+        results.display().to_string(),
+    ]);
     let (mut a, mut b) = (start(2, &all), start(2, &all));
     assert_eq!(wait(&mut a, Duration::from_secs(30)), Some(0));
     assert_eq!(wait(&mut b, Duration::from_secs(30)), Some(0));
@@ -137,7 +206,11 @@ fn concurrent_runs_never_mix_or_delete_each_others_outputs() {
     let r = hpcmap_run(2, &refused);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("in use"), "{}", r.stderr);
-    assert_eq!(wait(&mut first, Duration::from_secs(30)), Some(0), "the first run finishes");
+    assert_eq!(
+        wait(&mut first, Duration::from_secs(30)),
+        Some(0),
+        "the first run finishes"
+    );
     assert_eq!(std::fs::read(&results).unwrap(), expected);
     assert!(temporaries(&dir).is_empty());
     let _ = std::fs::remove_dir_all(dir);
@@ -153,8 +226,24 @@ fn one_file_in_two_roles_is_a_usage_error_before_any_work() {
     let t = text.display().to_string();
     for case in [
         vec!["square", "--results", &x, "--json", &x],
-        vec!["mandelbrot", "--height", "8", "--json", &png, "--output", &png],
-        vec!["mandelbrot", "--height", "8", "--results", &png, "--output", &png],
+        vec![
+            "mandelbrot",
+            "--height",
+            "8",
+            "--json",
+            &png,
+            "--output",
+            &png,
+        ],
+        vec![
+            "mandelbrot",
+            "--height",
+            "8",
+            "--results",
+            &png,
+            "--output",
+            &png,
+        ],
         vec!["wordcount", "--input", &t, "--results", &t],
     ] {
         let r = hpcmap_run(2, &case);
@@ -194,7 +283,11 @@ impl SmallDisk {
 
 /// Free bytes on the file system of `path` (from `df`).
 fn free_bytes(path: &Path) -> u64 {
-    let out = Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().unwrap();
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .nth(1)
@@ -218,7 +311,17 @@ fn a_full_disk_fails_early_leaves_no_temporaries_and_no_torn_records() {
     let results = disk.0.join("r.jsonl");
     let r = hpcmap_run(
         2,
-        &["spin", "--items", "400000", "--micros", "0", "--schedule", "dynamic", "--results", results.to_str().unwrap()],
+        &[
+            "spin",
+            "--items",
+            "400000",
+            "--micros",
+            "0",
+            "--schedule",
+            "dynamic",
+            "--results",
+            results.to_str().unwrap(),
+        ],
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
@@ -230,7 +333,11 @@ fn a_full_disk_fails_early_leaves_no_temporaries_and_no_torn_records() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("says where it stopped: {}", r.stderr));
     assert!(stopped < 400_000);
-    assert!(temporaries(&disk.0).is_empty(), "{:?}", temporaries(&disk.0));
+    assert!(
+        temporaries(&disk.0).is_empty(),
+        "{:?}",
+        temporaries(&disk.0)
+    );
 
     // The journal fills the disk: a clean error, the output's temporary removed.
     let out = dir.join("out.jsonl");
@@ -238,13 +345,27 @@ fn a_full_disk_fails_early_leaves_no_temporaries_and_no_torn_records() {
     let r = hpcmap_run(
         2,
         &[
-            "spin", "--items", "400000", "--micros", "0", "--schedule", "dynamic", "--journal",
-            journal.to_str().unwrap(), "--results", out.to_str().unwrap(),
+            "spin",
+            "--items",
+            "400000",
+            "--micros",
+            "0",
+            "--schedule",
+            "dynamic",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--results",
+            out.to_str().unwrap(),
         ],
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("cannot use journal"), "{}", r.stderr);
-    assert_eq!(r.stderr.matches("No space left on device").count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("No space left on device").count(),
+        1,
+        "{}",
+        r.stderr
+    );
     assert!(temporaries(&dir).is_empty() && !out.exists());
     std::fs::remove_dir_all(&journal).unwrap();
 
@@ -259,11 +380,23 @@ fn a_full_disk_fails_early_leaves_no_temporaries_and_no_torn_records() {
     assert_eq!(r.code, Some(1), "the short write is an error: {}", r.stderr);
     let _ = std::fs::remove_file(disk.0.join("filler"));
     hpcmap_run(2, &["square", "--items", "100", "-q", "--json", json_arg]).ok();
-    let report = Command::new(hpcmap()).args(["report", json_arg]).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&report.stdout), String::from_utf8_lossy(&report.stderr));
+    let report = Command::new(hpcmap())
+        .args(["report", json_arg])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&report.stdout),
+        String::from_utf8_lossy(&report.stderr),
+    );
     assert!(report.status.success(), "{stderr}");
-    assert!(stderr.contains("runs.jsonl:3801: skipped"), "the torn line is named: {stderr}");
-    assert!(stdout.contains("square, 100 items"), "the next record is whole: {stdout}");
+    assert!(
+        stderr.contains("runs.jsonl:3801: skipped"),
+        "the torn line is named: {stderr}"
+    );
+    assert!(
+        stdout.contains("square, 100 items"),
+        "the next record is whole: {stdout}"
+    );
     drop(disk);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -273,7 +406,17 @@ fn the_roots_threads_all_work_under_every_schedule() {
     for schedule in ["static", "dynamic", "guided"] {
         let r = record(
             1,
-            &["spin", "--items", "400", "--micros", "300", "--threads", "2", "--schedule", schedule],
+            &[
+                "spin",
+                "--items",
+                "400",
+                "--micros",
+                "300",
+                "--threads",
+                "2",
+                "--schedule",
+                schedule,
+            ],
         );
         let threads: Vec<u64> = r["per_rank"][0]["thread_items"]
             .as_array()
@@ -283,7 +426,10 @@ fn the_roots_threads_all_work_under_every_schedule() {
             .collect();
         assert_eq!(threads.len(), 2, "{schedule}: {threads:?}");
         assert_eq!(threads.iter().sum::<u64>(), 400);
-        assert!(threads.iter().all(|&n| n > 50), "{schedule}: both threads map: {threads:?}");
+        assert!(
+            threads.iter().all(|&n| n > 50),
+            "{schedule}: both threads map: {threads:?}"
+        );
     }
 }
 
@@ -310,7 +456,19 @@ fn resuming_maps_skipped_items_again_under_the_new_policy() {
     let journal = dir.join("j");
     let j = journal.to_str().unwrap();
     // Item 42 fails once per process: skipped in the first run.
-    let base = ["spin", "--items", "100", "--micros", "5", "--fail-at", "42", "--fail-times", "1", "--journal", j];
+    let base = [
+        "spin",
+        "--items",
+        "100",
+        "--micros",
+        "5",
+        "--fail-at",
+        "42",
+        "--fail-times",
+        "1",
+        "--journal",
+        j,
+    ];
     let run = |extra: &[&str]| -> Run {
         let mut a = base.to_vec();
         a.extend_from_slice(extra);
@@ -349,7 +507,18 @@ fn a_walltime_signal_while_mpi_starts_is_not_fatal() {
     let dir = temp_dir("early-signal");
     let journal = dir.join("j");
     let marker = journal.display().to_string();
-    let all = args(&["run", "spin", "--items", "2000", "--micros", "300", "--schedule", "dynamic", "--journal", &marker]);
+    let all = args(&[
+        "run",
+        "spin",
+        "--items",
+        "2000",
+        "--micros",
+        "300",
+        "--schedule",
+        "dynamic",
+        "--journal",
+        &marker,
+    ]);
     let mut job = start(2, &all);
     let pid = rank_pid(&marker, 0);
     // Signal as soon as the handler is in place, before MPI is up.
@@ -357,7 +526,9 @@ fn a_walltime_signal_while_mpi_starts_is_not_fatal() {
     loop {
         match handles_usr1_before_mpi(pid) {
             Some(true) => break,
-            Some(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),
+            Some(false) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200))
+            }
             other => panic!("rank 0 never handled SIGUSR1 before starting MPI ({other:?})"),
         }
     }
@@ -370,25 +541,43 @@ fn a_walltime_signal_while_mpi_starts_is_not_fatal() {
 
 #[test]
 fn help_version_and_messages_say_it_once_and_right() {
-    let help = Command::new(hpcmap()).args(["run", "--help"]).output().unwrap();
+    let help = Command::new(hpcmap())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for code in ["  0 ", "  1 ", "  2 ", "  3 ", "  4 ", "  75 "] {
         assert!(help.contains(code), "exit code{code}listed: {help}");
     }
-    assert!(!help.contains("RUST_LOG=info"), "no false claim about progress");
+    assert!(
+        !help.contains("RUST_LOG=info"),
+        "no false claim about progress"
+    );
     let version = Command::new(hpcmap()).arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout);
-    assert!(version.contains("commit ") && version.contains("MPI library: "), "{version}");
+    assert!(
+        version.contains("commit ") && version.contains("MPI library: "),
+        "{version}"
+    );
 
     let dir = temp_dir("messages");
     let file = dir.join("plain");
     std::fs::write(&file, "").unwrap();
     let r = hpcmap_run(2, &["square", "--journal", file.to_str().unwrap()]);
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("is a file, not a directory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is a file, not a directory"),
+        "{}",
+        r.stderr
+    );
     let under_file = file.join("j");
     let r = hpcmap_run(2, &["square", "--journal", under_file.to_str().unwrap()]);
     assert_eq!(r.code, Some(1));
-    assert_eq!(r.stderr.matches("os error").count(), 1, "the OS error once: {}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("os error").count(),
+        1,
+        "the OS error once: {}",
+        r.stderr
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

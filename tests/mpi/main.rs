@@ -6,6 +6,7 @@
 
 mod errors;
 mod examples;
+mod exec;
 mod hardening;
 mod resume;
 mod util;

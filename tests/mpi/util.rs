@@ -48,6 +48,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
 }
 
@@ -105,6 +106,7 @@ pub fn mpirun(ranks: usize, program: &Path, args: &[&str]) -> Run {
     let run = Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout_bytes: stdout,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     };
     assert_ne!(
@@ -221,7 +223,6 @@ pub fn reap(marker: &str) {
     panic!("ranks of {marker} would not die");
 }
 
-
 /// The pid of rank `rank` of the job whose command line mentions `marker`,
 /// found by the rank number mpirun put in its environment; waits up to 10 s
 /// for it to start.
@@ -235,7 +236,38 @@ pub fn rank_pid(marker: &str, rank: usize) -> u32 {
                 return pid;
             }
         }
-        assert!(Instant::now() < deadline, "rank {rank} of {marker} never started");
+        assert!(
+            Instant::now() < deadline,
+            "rank {rank} of {marker} never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Processes (other than this test) whose command line mentions `marker`,
+/// e.g. a test's own directory: what a job must not leave behind. Waits up
+/// to 5 s for them to go.
+pub fn leftovers(marker: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let me = std::process::id().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == me || name.parse::<u32>().is_err() {
+                continue;
+            }
+            let Ok(cmdline) = std::fs::read(format!("/proc/{name}/cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(marker) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+        if found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -8,7 +8,6 @@ pub mod pingpong;
 pub mod schedules;
 
 use crate::cli::args::BenchArgs;
-use crate::cli::job;
 use crate::cli::netmodel::Hockney;
 use crate::{MapOptions, Pool};
 
@@ -45,7 +44,7 @@ pub fn run(bench: &BenchArgs, start: fn(usize) -> anyhow::Result<Pool>) -> anyho
                 pool: &pool,
                 repeat: repeat as usize,
             };
-            job::dispatch(workload, visitor)?;
+            crate::cli::workloads::dispatch(workload, visitor)?;
         }
         BenchArgs::Pingpong {
             max_bytes,

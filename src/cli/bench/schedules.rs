@@ -6,8 +6,8 @@ use crate::cli::workloads::Workload;
 use crate::stats::MapStats;
 use crate::{MapOptions, Order, Pool, Schedule, Source};
 
-use crate::cli::job::WithWorkload;
 use crate::cli::median;
+use crate::cli::workloads::WithWorkload;
 
 /// The benchmark, as a visitor of the chosen workload.
 pub struct Schedules<'a> {

@@ -20,8 +20,19 @@ use std::path::Path;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::Pool;
+use crate::cli::args::WorkloadArgs;
+use crate::cli::job::Job;
 use crate::cli::record::Answer;
+use crate::cli::settings::Part;
 use crate::source::{Generated, Source};
+use crate::task::Task;
+use mandelbrot::Mandelbrot;
+use pi::Pi;
+use primes::Primes;
+use spin::Spin;
+use square::Square;
+use wordcount::WordCount;
 
 /// One built-in map: input, per-item function, the fold of its results into
 /// an answer, and optionally an output file.
@@ -150,5 +161,175 @@ pub fn json_u128(v: u128) -> serde_json::Value {
     match u64::try_from(v) {
         Ok(v) => v.into(),
         Err(_) => v.to_string().into(),
+    }
+}
+
+/// A built-in workload as a [`Job`] of `hpcmap run`.
+pub struct Builtin<'w, W> {
+    /// The workload.
+    pub workload: &'w W,
+    /// Its command-line arguments (what a journal is checked against).
+    pub args: &'w WorkloadArgs,
+}
+
+/// The task of a built-in workload: its `map`, one item at a time.
+pub struct MapItem<'w, W>(pub &'w W);
+
+impl<W: Workload> Task<W::Item> for MapItem<'_, W> {
+    type Output = W::Output;
+    type State = ();
+
+    fn init(&self, _thread: usize) {}
+
+    #[inline]
+    fn call(&self, _: &mut (), _index: usize, item: W::Item) -> Result<W::Output, String> {
+        Ok(self.0.map(item))
+    }
+}
+
+impl<'w, W: Workload> Job for Builtin<'w, W> {
+    type Item = W::Item;
+    type Output = W::Output;
+    type Input = Input<'w, W::Item>;
+    type Task = MapItem<'w, W>;
+    type Summary = W::Summary;
+
+    fn name(&self) -> &str {
+        self.workload.name()
+    }
+
+    fn input(&self, part: Option<Part>) -> anyhow::Result<Self::Input> {
+        let input = self.workload.input()?;
+        Ok(match part {
+            Some(part) => {
+                let range = part.range(input.len());
+                input.slice(range)
+            }
+            None => input,
+        })
+    }
+
+    /// The workload and its parameters, the part, and for inputs read from
+    /// files a digest of their contents; output paths are left out (they do
+    /// not change the results). The format is the journal's since v1.
+    fn identity(&self, input: &Self::Input, part: Option<Part>) -> String {
+        let mut args = self.args.clone();
+        if let WorkloadArgs::Mandelbrot { output, .. } = &mut args {
+            output.take();
+        }
+        let content = match input {
+            Input::Items(items) => content_digest(items),
+            Input::Generated(_) => 0,
+        };
+        let part = part.map_or_else(|| "all".into(), |p| p.to_string());
+        format!(
+            "hpcmap journal v1; {args:?}; part {part}; {} items; content {content:016x}",
+            input.len()
+        )
+    }
+
+    fn task(&self, _pool: &Pool) -> anyhow::Result<Self::Task> {
+        Ok(MapItem(self.workload))
+    }
+
+    fn absorb(&self, summary: &mut W::Summary, index: usize, result: W::Output) {
+        self.workload.absorb(summary, index, result);
+    }
+
+    fn write_result(
+        &self,
+        index: usize,
+        result: &W::Output,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &(index, result))?;
+        out.write_all(b"\n")
+    }
+
+    fn answer(&self, summary: &W::Summary) -> Answer {
+        self.workload.answer(summary)
+    }
+
+    fn output_path(&self) -> Option<&Path> {
+        self.workload.output_path()
+    }
+
+    fn write_output(&self, summary: &W::Summary, out: &mut dyn Write) -> std::io::Result<()> {
+        self.workload.write_output(summary, out)
+    }
+}
+
+/// The digest of items read from files, for the journal's identity: the
+/// wrapping sum over items of xxh3-64 of the item's bincode encoding seeded
+/// with its index (the journal format's since v1).
+fn content_digest<T: Serialize>(items: &[T]) -> u64 {
+    let mut sum = 0u64;
+    let mut bytes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        bytes.clear();
+        // Items that cannot be encoded make the map fail later, clearly.
+        if bincode::serde::encode_into_std_write(
+            item,
+            &mut bytes,
+            bincode::config::standard().with_fixed_int_encoding(),
+        )
+        .is_err()
+        {
+            return 0;
+        }
+        sum = sum.wrapping_add(xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, i as u64));
+    }
+    sum
+}
+
+/// Something to do with one concrete workload type (the visitor that turns
+/// the command line's workload enum into a generic call).
+pub trait WithWorkload {
+    /// What doing it returns.
+    type Output;
+    /// Does it with `w`.
+    fn with<W: Workload>(self, w: &W) -> Self::Output;
+}
+
+/// Builds the workload described by `args` and hands it to `visitor`.
+pub fn dispatch<V: WithWorkload>(args: &WorkloadArgs, visitor: V) -> V::Output {
+    match args {
+        WorkloadArgs::Square { items } => visitor.with(&Square { items: *items }),
+        WorkloadArgs::Pi {
+            samples,
+            tasks,
+            seed,
+        } => visitor.with(&Pi {
+            samples: *samples,
+            tasks: *tasks,
+            seed: *seed,
+        }),
+        WorkloadArgs::Mandelbrot {
+            width,
+            height,
+            max_iter,
+            output,
+        } => visitor.with(&Mandelbrot {
+            width: *width,
+            height: *height,
+            max_iter: *max_iter,
+            output: output.clone(),
+        }),
+        WorkloadArgs::Primes { limit, block } => visitor.with(&Primes::new(*limit, *block)),
+        WorkloadArgs::Wordcount { input, top } => visitor.with(&WordCount {
+            inputs: input.clone(),
+            top: *top,
+        }),
+        WorkloadArgs::Spin {
+            items,
+            micros,
+            skew,
+            fail_at,
+            fail_times,
+        } => visitor.with(&Spin {
+            fail_at: fail_at.clone(),
+            fail_times: *fail_times,
+            ..Spin::new(*items, *micros, *skew)
+        }),
     }
 }

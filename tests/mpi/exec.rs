@@ -1,0 +1,594 @@
+//! `hpcmap exec` and `hpcmap pipe` with real programs (shell tools, a real
+//! Python 3) under real mpirun: results against the same work done here,
+//! serially; failures ending as documented; nothing left running.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::util::{Run, hpcmap, leftovers, mpirun, reap, signal, start, temp_dir, wait};
+
+const RANKS: [usize; 4] = [1, 2, 3, 8];
+const SCHEDULES: [&str; 3] = ["static", "dynamic", "guided"];
+
+fn hpcmap_cmd(ranks: usize, args: &[&str]) -> Run {
+    mpirun(ranks, &hpcmap(), args)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `count` files of pseudo-random bytes in `dir`, sorted by name.
+fn data_files(dir: &Path, count: usize) -> Vec<PathBuf> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..count)
+        .map(|k| {
+            let path = dir.join(format!("f{k:03}.dat"));
+            let bytes: Vec<u8> = (0..(1000 + 37 * k))
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn exec_maps_real_programs_like_a_serial_loop() {
+    let dir = temp_dir("exec-sha");
+    let files = data_files(&dir, 40);
+    // The serial reference: the same program, one file after another.
+    let mut expected = Vec::new();
+    for f in &files {
+        expected.extend(Command::new("sha256sum").arg(f).output().unwrap().stdout);
+    }
+    let pattern = format!("{}/*.dat", dir.display());
+    for ranks in RANKS {
+        for schedule in SCHEDULES {
+            let r = hpcmap_cmd(
+                ranks,
+                &[
+                    "exec",
+                    "--files",
+                    &pattern,
+                    "--schedule",
+                    schedule,
+                    "-q",
+                    "--",
+                    "sha256sum",
+                    "{}",
+                ],
+            )
+            .ok();
+            assert!(
+                r.stdout_bytes == expected,
+                "{ranks} ranks, {schedule}: output differs"
+            );
+            assert!(
+                r.stderr.contains("answer: 40 items done, 0 failed"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+    // Threads: several commands at once per rank; output to a file.
+    let out = dir.join("out.txt");
+    hpcmap_cmd(
+        2,
+        &[
+            "exec",
+            "--files",
+            &pattern,
+            "--threads",
+            "3",
+            "-q",
+            "--results",
+            s(&out),
+            "--",
+            "sha256sum",
+            "{}",
+        ],
+    )
+    .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert!(leftovers(s(&dir)).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn exec_output_is_captured_whole_whatever_its_bytes() {
+    let dir = temp_dir("exec-bytes");
+    let out = dir.join("out.bin");
+    let r = hpcmap_cmd(
+        3,
+        &[
+            "exec", "--shell", "-q", "--results", s(&out), "--",
+            "case {} in big) head -c 10000000 /dev/zero | tr '\\000' x;; bin) printf '\\000\\001\\377\\n';; *) echo {};; esac",
+            ":::", "a", "big", "bin", "z",
+        ],
+    )
+    .ok();
+    assert!(
+        r.stdout_bytes.is_empty(),
+        "--results takes what stdout would get"
+    );
+    let got = std::fs::read(&out).unwrap();
+    let mut expected = b"a\n".to_vec();
+    expected.extend(std::iter::repeat_n(b'x', 10_000_000));
+    expected.extend_from_slice(b"\x00\x01\xff\nz\n");
+    assert!(
+        got == expected,
+        "{} bytes, expected {}",
+        got.len(),
+        expected.len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn quoting_keeps_every_item_one_argument() {
+    let items = [
+        "with space",
+        "it's \"quoted\"",
+        "$HOME and $(date)",
+        "a; rm -rf x",
+        "ünïcödé ✓",
+        "-n",
+    ];
+    let expected: String = items.iter().map(|i| format!("[{i}]\n")).collect();
+    let dir = temp_dir("quoting");
+    let lines = dir.join("items.txt");
+    std::fs::write(&lines, items.join("\n")).unwrap();
+    for shell in [false, true] {
+        let mut inline = vec!["exec", "-q"];
+        if shell {
+            inline.push("--shell");
+        }
+        // With --shell the command is shell code: its own quotes are the user's.
+        let format = if shell { "'[%s]\\n'" } else { "[%s]\\n" };
+        inline.extend(["--", "printf", format, "{}", ":::"]);
+        inline.extend(items);
+        let r = hpcmap_cmd(2, &inline).ok();
+        assert_eq!(r.stdout, expected, "inline, shell {shell}");
+        let mut from_file = vec!["exec", "-q", "--lines", s(&lines)];
+        if shell {
+            from_file.push("--shell");
+        }
+        from_file.extend(["--", "printf", format, "{}"]);
+        let r = hpcmap_cmd(3, &from_file).ok();
+        assert_eq!(r.stdout, expected, "--lines, shell {shell}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn exec_failures_end_promptly_with_the_documented_code() {
+    let dir = temp_dir("exec-fail");
+    let marker = dir.join("marker");
+    let m = s(&marker);
+    // A command that exits non-zero (abort: exit 3, named).
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "exec",
+            "--shell",
+            "-q",
+            "--",
+            &format!("test {{}} != 2 || {{ echo broke >&2; exit 3; }} # {m}"),
+            ":::",
+            "1",
+            "2",
+            "3",
+        ],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("exit status 3; stderr: broke"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("item 1 failed on rank"), "{}", r.stderr);
+    // Killed by a signal.
+    let r = hpcmap_cmd(
+        3,
+        &[
+            "exec",
+            "--shell",
+            "-q",
+            "--",
+            &format!("kill -SEGV $$ # {m}"),
+            ":::",
+            "x",
+        ],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("killed by SIGSEGV"), "{}", r.stderr);
+    // Past --timeout: its whole process group is killed.
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "exec",
+            "--timeout",
+            "1",
+            "--shell",
+            "-q",
+            "--",
+            &format!("sleep 30 & sleep 31 # {m}"),
+            ":::",
+            "a",
+        ],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("timed out after 1 s"), "{}", r.stderr);
+    // Under skip the others' output stays, in order, and the run exits 4.
+    let r = hpcmap_cmd(
+        3,
+        &[
+            "exec",
+            "--on-error",
+            "skip",
+            "--shell",
+            "-q",
+            "--",
+            &format!("test {{}} != 2 && echo {{}} # {m}"),
+            ":::",
+            "1",
+            "2",
+            "3",
+        ],
+    );
+    assert_eq!(r.code, Some(4), "{}", r.stderr);
+    assert_eq!(r.stdout, "1\n3\n");
+    // A program that does not exist fails its item, clearly.
+    let r = hpcmap_cmd(
+        2,
+        &["exec", "-q", "--", "/nonexistent/program", m, ":::", "x"],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot start `/nonexistent/program"),
+        "{}",
+        r.stderr
+    );
+    assert!(leftovers(m).is_empty(), "{:?}", leftovers(m));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn pool_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/pool_worker.py")
+}
+
+/// What examples/pool_worker.py answers for `x`, computed here.
+fn pool_answer(x: u64) -> String {
+    json!({"x": x, "square": x * x}).to_string()
+}
+
+#[test]
+fn pipe_gives_the_python_functions_results() {
+    let dir = temp_dir("pipe");
+    let items = dir.join("items.jsonl");
+    std::fs::write(
+        &items,
+        (1..=500).map(|x| format!("{x}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let expected: String = (1..=500).map(|x| pool_answer(x) + "\n").collect();
+    let worker = pool_worker();
+    for (ranks, schedule, threads) in [
+        (1, "guided", "1"),
+        (2, "dynamic", "1"),
+        (3, "static", "1"),
+        (2, "guided", "2"),
+        (8, "guided", "1"),
+    ] {
+        let r = hpcmap_cmd(
+            ranks,
+            &[
+                "pipe",
+                "--lines",
+                s(&items),
+                "--schedule",
+                schedule,
+                "--threads",
+                threads,
+                "-q",
+                "--",
+                "python3",
+                "-u",
+                s(&worker),
+            ],
+        )
+        .ok();
+        assert_eq!(
+            r.stdout, expected,
+            "{ranks} ranks, {schedule}, {threads} threads"
+        );
+    }
+    assert!(leftovers(s(&worker)).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn pipe_worker_failures_fail_only_their_item() {
+    let dir = temp_dir("pipe-fail");
+    let script = dir.join("bad.py");
+    std::fs::write(
+        &script,
+        "import sys, os, time\n\
+         for line in sys.stdin:\n\
+         \x20   x = int(line)\n\
+         \x20   if x == 13: os._exit(7)\n\
+         \x20   if x == 21: print(x); print(x)\n\
+         \x20   elif x == 33: time.sleep(60)\n\
+         \x20   else: print(x * 2)\n\
+         \x20   sys.stdout.flush()\n",
+    )
+    .unwrap();
+    let items = dir.join("items.txt");
+    std::fs::write(
+        &items,
+        (1..=50).map(|x| format!("{x}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let json = dir.join("r.jsonl");
+    for ranks in [1, 2] {
+        let r = hpcmap_cmd(
+            ranks,
+            &[
+                "pipe",
+                "--lines",
+                s(&items),
+                "--timeout",
+                "2",
+                "--on-error",
+                "skip",
+                "-q",
+                "--json",
+                s(&json),
+                "--",
+                "python3",
+                "-u",
+                s(&script),
+            ],
+        );
+        assert_eq!(r.code, Some(4), "{}", r.stderr);
+        let expected: String = (1..=50u64)
+            .filter(|x| ![13, 21, 33].contains(x))
+            .map(|x| format!("{}\n", 2 * x))
+            .collect();
+        assert_eq!(r.stdout, expected, "{ranks} ranks");
+        let record: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(&json)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        let skipped: Vec<(u64, String)> = record["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["index"].as_u64().unwrap(),
+                    f["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            skipped.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [12, 20, 32]
+        );
+        assert!(skipped[0].1.contains("exit status 7"), "{skipped:?}");
+        assert!(skipped[1].1.contains("more than one line"), "{skipped:?}");
+        assert!(skipped[2].1.contains("timed out"), "{skipped:?}");
+    }
+    // A worker that cannot start stops the run before any work.
+    let r = hpcmap_cmd(2, &["pipe", "-q", "--", "/nonexistent/worker", ":::", "1"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not start") && r.stderr.contains("cannot start worker"),
+        "{}",
+        r.stderr
+    );
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "pipe",
+            "-q",
+            "--",
+            "python3",
+            "-c",
+            "import sys; print('no', file=sys.stderr); sys.exit(2)",
+            ":::",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("before its first item; stderr: no"),
+        "{}",
+        r.stderr
+    );
+    assert!(leftovers(s(&script)).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
+    let dir = temp_dir("exec-resume");
+    let slow = dir.join("slow.py");
+    std::fs::write(
+        &slow,
+        "import sys, time\nfor line in sys.stdin:\n    time.sleep(0.002)\n    print(line.strip()[::-1], flush=True)\n",
+    )
+    .unwrap();
+    let items = dir.join("items.txt");
+    std::fs::write(
+        &items,
+        (0..1500).map(|x| format!("item-{x}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let reference: String = (0..1500)
+        .map(|x| {
+            format!(
+                "{}\n",
+                format!("item-{x}").chars().rev().collect::<String>()
+            )
+        })
+        .collect();
+    let script = format!("sleep 0.004; echo {{}} | rev # {}", s(&slow));
+    let cases: [(&str, Vec<&str>); 2] = [
+        ("pipe", vec!["--", "python3", "-u", s(&slow)]),
+        ("exec", vec!["--shell", "--", &script]),
+    ];
+    for (mode, command) in cases {
+        let journal = dir.join(format!("j-{mode}"));
+        let results = dir.join(format!("r-{mode}.txt"));
+        let mut args = vec![
+            "--lines",
+            s(&items),
+            "--journal",
+            s(&journal),
+            "--results",
+            s(&results),
+            "-q",
+        ];
+        args.extend(command.iter().copied());
+        let mut all: Vec<String> = vec![mode.to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut job = start(2, &all);
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(job.id(), "KILL");
+        let _ = wait(&mut job, Duration::from_secs(20));
+        reap(s(&journal));
+        assert!(
+            leftovers(s(&slow)).is_empty(),
+            "{mode}: {:?}",
+            leftovers(s(&slow))
+        );
+        assert!(!results.exists(), "{mode}: no partial output");
+        let mut resume = vec![mode, "--resume"];
+        resume.extend(args.iter().copied());
+        hpcmap_cmd(2, &resume).ok();
+        assert!(
+            std::fs::read_to_string(&results).unwrap() == reference,
+            "{mode}: resumed output differs"
+        );
+    }
+    // A changed input is refused on resume.
+    std::fs::write(&items, "changed\n").unwrap();
+    let journal = dir.join("j-pipe");
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "pipe",
+            "--resume",
+            "--journal",
+            s(&journal),
+            "--lines",
+            s(&items),
+            "-q",
+            "--",
+            "python3",
+            "-u",
+            s(&slow),
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("written by a different run"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_walltime_signal_stops_running_commands_and_exits_75() {
+    let dir = temp_dir("exec-signal");
+    let journal = dir.join("j");
+    let all: Vec<String> = [
+        "exec",
+        "--journal",
+        s(&journal),
+        "--shell",
+        "-q",
+        "--",
+        &format!("sleep 20 # {}", s(&dir)),
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut job = start(2, &all);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(job.id(), "USR1");
+    assert_eq!(
+        wait(&mut job, Duration::from_secs(15)),
+        Some(75),
+        "interrupted, resumable"
+    );
+    assert!(leftovers(s(&dir)).is_empty(), "{:?}", leftovers(s(&dir)));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_joblog_reads_like_gnu_parallels() {
+    let dir = temp_dir("joblog");
+    let log = dir.join("jobs.tsv");
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "exec",
+            "--joblog",
+            s(&log),
+            "--on-error",
+            "skip",
+            "--shell",
+            "-q",
+            "--",
+            "test {} != b || exit 5; echo {}",
+            ":::",
+            "a",
+            "b",
+            "c",
+        ],
+    );
+    assert_eq!(r.code, Some(4), "{}", r.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+    );
+    let mut rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    rows.sort_by_key(|r| r[0].parse::<u32>().unwrap());
+    assert_eq!(rows.len(), 3);
+    for (row, (seq, exit, received)) in
+        rows.iter()
+            .zip([("1", "0", "2"), ("2", "5", "0"), ("3", "0", "2")])
+    {
+        assert_eq!(
+            (row[0], row[6], row[5], row[7]),
+            (seq, exit, received, "0"),
+            "{row:?}"
+        );
+        assert!(row[2].parse::<f64>().unwrap() > 1.7e9 && row[3].parse::<f64>().unwrap() >= 0.0);
+        assert!(row[8].starts_with("sh -c "), "{row:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
