@@ -122,7 +122,7 @@ echo "# work directory: $WORK; binary: $BIN"
 # binary at target/release/hpcmap relative to it, or through HPCMAP_BIN.
 SUB=$WORK/submit
 mkdir -p "$SUB/pbs" "$SUB/scripts"
-cp "$REPO"/pbs/*.pbs "$SUB/pbs/"
+cp "$REPO"/pbs/*.pbs "$REPO/pbs/job.sh" "$SUB/pbs/"
 cp "$REPO/scripts/merge-parts.sh" "$SUB/scripts/"
 if [ -n "${HPCMAP_BIN:-}" ]; then
     VBIN="HPCMAP_BIN=$BIN,"
