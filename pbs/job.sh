@@ -175,7 +175,7 @@ job_placement() {
         slots=${SLOTS[$i]:-${SLOTS[0]}}
         n=${rpn:-$(ranks_for "$slots")}
         cores=$(cores_for "$slots")
-        [ "$n" -gt "$slots" ] && [ "$PER_TASK" -eq 0 ] && OVERSUBSCRIBED=1
+        [ "$n" -gt "$slots" ] && OVERSUBSCRIBED=1
         [ $((n * THREADS)) -gt "$cores" ] && fits=0
         HOSTSPEC+="${HOSTSPEC:+,}${HOSTS[$i]}:$n"
         NP=$((NP + n))
