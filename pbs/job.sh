@@ -292,7 +292,7 @@ job_run() {
 }
 
 # --- resuming across walltimes ------------------------------------------------------------
-# journal_args: JOURNAL_ARGS=(--journal DIR [--resume]) from JOURNAL and RESUME.
+# job_journal: JOURNAL_ARGS=(--journal DIR [--resume]) from JOURNAL and RESUME.
 job_journal() {
     JOURNAL_ARGS=()
     [ -n "${JOURNAL:-}" ] && JOURNAL_ARGS=(--journal "$JOURNAL")
@@ -318,7 +318,7 @@ pbs_resources() {
 # job_continue TEMPLATE VAR...: after an interrupted run (RC 75) with
 # RESUBMIT=1 and a journal, submit TEMPLATE again as a continuation that
 # resumes the journal: the same VARs (and resources), RESUME=1, and an
-# 'afterany' dependency on this job. Prints the new job's id.
+# 'afterany' dependency on this job; logs the new job's id.
 job_continue() {
     local template=$1 chain out
     shift

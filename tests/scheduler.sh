@@ -664,9 +664,9 @@ else
     REF_DL=$(spin_ref "$DL_ITEMS")
     DEADLINE=$((SECONDS + 540)) # this test's own bound
     # The template's '#SBATCH --signal=B:USR1@60' would fire at once in a
-    # 1-minute job and end it 75 by itself: a harmless signal (WINCH) takes its
+    # 1-minute job and end it 75 by itself: a harmless signal (URG) takes its
     # place here and in every continuation, so only --deadline ends a run early.
-    NOSIG=--signal=B:WINCH@5
+    NOSIG=--signal=B:URG@5
     sbatch_submit J_DL -N 1 --ntasks-per-node=2 -t 1 "$NOSIG" -o "map.pbs.o%j" \
         --export="ALL,WORKLOAD=spin,ITEMS=$DL_ITEMS,MICROS=1000,JOURNAL=journal-deadline,RESUBMIT=1,DEADLINE=auto,SCHEDULE=dynamic,RESUBMIT_ARGS=$NOSIG" \
         pbs/map.pbs
