@@ -276,11 +276,6 @@ ns_up() {
 node_down() { # node_down NAME (nodeK or login)
     local ns=$1 n=${1#node}
     ip link del "$VETH_PREFIX$n" 2>/dev/null || true
-    # Per-namespace /etc files that scripts/slurm.sh placed (marked as ours).
-    if [[ -e /etc/netns/$ns/.hpcmap ]]; then
-        rm -rf "/etc/netns/$ns"
-        rmdir /etc/netns 2>/dev/null || true
-    fi
     if ns_exists "$ns"; then
         # Leftover processes (e.g. ranks of an interrupted job) keep the
         # namespace alive: end them by pid, TERM first, then KILL.
