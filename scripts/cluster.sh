@@ -6,6 +6,8 @@
 # that does not collide with any network the host knows, and its own hostname
 # (set by `unshare --uts` whenever something is started in it). OpenMPI is wired
 # to it through an rsh agent and a hostfile kept in a state directory.
+# With --login, a namespace "login" on the same bridge plays the login node
+# (scripts/slurm.sh runs slurmctld and the Slurm clients there).
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -18,10 +20,12 @@ MARK_END="# <<< hpcmap-cluster <<<"
 # Private /24s tried in order; the first one that overlaps nothing on the host wins.
 SUBNET_CANDIDATES=(10.231.0 10.231.77 10.199.31 172.31.231 192.168.231 10.87.13)
 MAX_NODES=200
+LOGIN_NS=login                 # the login node's namespace and hostname
+LOGIN_HOST_ID=254              # its address: SUBNET.254
 
 usage() {
     cat <<EOF
-Usage: $PROG up|down|status|exec [options]
+Usage: $PROG up|down|status|exec|login [options]
 
 Multi-node MPI cluster on this machine from network namespaces node1..nodeK.
 
@@ -35,17 +39,24 @@ Commands:
            run 'mpirun <wiring> ARGS...' on the cluster, with mpirun started
            inside node1. Example:
              $PROG exec -n 4 target/release/hpcmap run square --items 1000000
+  login CMD [ARGS...]
+           run CMD inside the login namespace as host 'login' (needs
+           'up --login'), e.g. $PROG login ping -c1 node2
 
 Options for 'up':
   --nodes K    number of nodes (default 2)
   --slots S    slots per node in the hostfile (default 2)
   --rate RATE  per-node egress bandwidth cap for tc tbf, e.g. 1gbit, 100mbit;
                'none' (the default when omitted) removes any cap
+  --login      also create the namespace 'login' (address .254, no cap): a
+               login node on the cluster's network. Kept by later 'up's
+               until 'down'.
   --help       this text
 
 Environment:
   HPCMAP_CLUSTER_DIR   state directory (default /tmp/hpcmap-cluster); it holds
                        rsh-agent, hostfile, mpirun (wrapper) and cluster.env
+  HPCMAP_HOSTS_FILE    hosts file that gets the node names (default /etc/hosts)
 
 Needs root. Installs iproute2, util-linux (and openmpi-bin for 'exec') with apt
 when missing. Traffic stays between the namespaces: the bridge has no host
@@ -84,15 +95,16 @@ ensure_base_deps() {
 
 # ---------------------------------------------------------------- state
 load_state() {
-    NODES_STATE=0 SUBNET="" RATE_STATE=none SLOTS_STATE=2
+    NODES_STATE=0 SUBNET="" RATE_STATE=none SLOTS_STATE=2 LOGIN_STATE=0
     if [[ -f $STATE_DIR/cluster.env ]]; then
         # shellcheck disable=SC1091
         . "$STATE_DIR/cluster.env"
         NODES_STATE=${NODES:-0} SUBNET=${SUBNET:-} RATE_STATE=${RATE:-none} SLOTS_STATE=${SLOTS:-2}
+        LOGIN_STATE=${LOGIN:-0}
     fi
 }
 
-save_state() { # save_state NODES SLOTS SUBNET RATE
+save_state() { # save_state NODES SLOTS SUBNET RATE LOGIN
     mkdir -p "$STATE_DIR"
     cat >"$STATE_DIR/cluster.env.tmp" <<EOF
 # written by scripts/cluster.sh
@@ -100,6 +112,7 @@ NODES=$1
 SLOTS=$2
 SUBNET=$3
 RATE=$4
+LOGIN=$5
 BRIDGE=$BRIDGE
 EOF
     mv "$STATE_DIR/cluster.env.tmp" "$STATE_DIR/cluster.env"
@@ -202,14 +215,17 @@ hosts_block_remove() {
     rm -f "$tmp"
 }
 
-hosts_block_write() { # hosts_block_write NODES SUBNET
-    local nodes=$1 subnet=$2 i
+hosts_block_write() { # hosts_block_write NODES SUBNET LOGIN
+    local nodes=$1 subnet=$2 login=$3 i
     hosts_block_remove
+    # A file without a final newline would glue the marker to its last line.
+    [[ ! -s $HOSTS_FILE || -z $(tail -c 1 "$HOSTS_FILE") ]] || echo >>"$HOSTS_FILE"
     {
         echo "$MARK_BEGIN"
         for ((i = 1; i <= nodes; i++)); do
             echo "$subnet.$i node$i"
         done
+        ((login)) && echo "$subnet.$LOGIN_HOST_ID $LOGIN_NS"
         echo "$MARK_END"
     } >>"$HOSTS_FILE"
 }
@@ -226,7 +242,12 @@ disable_ipv6() { # disable_ipv6 [netns] IFACE  -- keep the links quiet (no RS/DA
 }
 
 node_up() { # node_up I SUBNET RATE
-    local i=$1 subnet=$2 rate=$3 ns="node$1" veth="$VETH_PREFIX$1"
+    ns_up "node$1" "$VETH_PREFIX$1" "$2.$1" "$3"
+}
+
+# ns_up NS VETH ADDRESS RATE: namespace NS on the bridge with ADDRESS/24 on its eth0.
+ns_up() {
+    local ns=$1 veth=$2 addr=$3 rate=$4
     record_ns "$ns"
     ns_exists "$ns" || ip netns add "$ns"
     # Inside the namespace: IPv6 off before any link comes up.
@@ -243,7 +264,7 @@ node_up() { # node_up I SUBNET RATE
     ip netns exec "$ns" ip link set lo up
     disable_ipv6 "$ns" eth0
     ip netns exec "$ns" ip -4 addr flush dev eth0
-    ip netns exec "$ns" ip addr add "$subnet.$i/24" dev eth0
+    ip netns exec "$ns" ip addr add "$addr/24" dev eth0
     ip netns exec "$ns" ip link set eth0 up
     if [[ $rate == none ]]; then
         ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
@@ -252,7 +273,7 @@ node_up() { # node_up I SUBNET RATE
     fi
 }
 
-node_down() { # node_down NAME
+node_down() { # node_down NAME (nodeK or login)
     local ns=$1 n=${1#node}
     ip link del "$VETH_PREFIX$n" 2>/dev/null || true
     if ns_exists "$ns"; then
@@ -274,9 +295,10 @@ node_down() { # node_down NAME
 }
 
 cmd_up() {
-    local nodes=2 slots=2 rate=none i
+    local nodes=2 slots=2 rate=none login=0 i
     while [[ $# -gt 0 ]]; do
         case $1 in
+            --login) login=1; shift ;;
             --nodes) nodes=${2:?--nodes needs a value}; shift 2 ;;
             --nodes=*) nodes=${1#*=}; shift ;;
             --slots) slots=${2:?--slots needs a value}; shift 2 ;;
@@ -304,7 +326,8 @@ cmd_up() {
     if [[ -z $SUBNET ]]; then
         SUBNET=$(choose_subnet)
     fi
-    save_state "$nodes" "$slots" "$SUBNET" "$rate"
+    ((LOGIN_STATE)) && login=1 # a login node stays until 'down'
+    save_state "$nodes" "$slots" "$SUBNET" "$rate" "$login"
 
     # Fewer nodes than before: drop the extra ones.
     if ((NODES_STATE > nodes)); then
@@ -321,8 +344,11 @@ cmd_up() {
     for ((i = 1; i <= nodes; i++)); do
         node_up "$i" "$SUBNET" "$rate"
     done
+    if ((login)); then
+        ns_up "$LOGIN_NS" "${VETH_PREFIX}$LOGIN_NS" "$SUBNET.$LOGIN_HOST_ID" none
+    fi
     write_wiring "$nodes" "$slots"
-    hosts_block_write "$nodes" "$SUBNET"
+    hosts_block_write "$nodes" "$SUBNET" "$login"
 
     # Quick reachability check node1 -> nodeN (inside the bridge only).
     for ((i = 2; i <= nodes; i++)); do
@@ -333,7 +359,7 @@ cmd_up() {
     done
 
     cat <<EOF
-cluster up: $nodes node(s) x $slots slot(s), subnet $SUBNET.0/24, cap: $rate
+cluster up: $nodes node(s) x $slots slot(s), subnet $SUBNET.0/24, cap: $rate$( ((login)) && echo ", login node $LOGIN_NS ($SUBNET.$LOGIN_HOST_ID)")
 state: $STATE_DIR (hostfile, rsh-agent, mpirun)
 run a job on it:
   scripts/cluster.sh exec -n $((nodes * slots)) target/release/hpcmap run square --items 1000000
@@ -362,8 +388,11 @@ cmd_down() {
         for ((i = 1; i <= NODES_STATE || i <= nodes_opt; i++)); do echo "node$i"; done
         # host-side veths left behind tell which nodes existed
         ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed -n "s/^$VETH_PREFIX\([0-9]\+\)@.*/node\1/p; s/^$VETH_PREFIX\([0-9]\+\)$/node\1/p"
+        if ip -o link show "${VETH_PREFIX}$LOGIN_NS" >/dev/null 2>&1 || ns_exists "$LOGIN_NS"; then
+            echo "$LOGIN_NS"
+        fi
     } | sort -u | while read -r ns; do
-        [[ $ns =~ ^node[0-9]+$ ]] || continue
+        [[ $ns =~ ^node[0-9]+$ || $ns == "$LOGIN_NS" ]] || continue
         node_down "$ns"
     done
     ip link del "$BRIDGE" 2>/dev/null || true
@@ -398,6 +427,16 @@ cmd_status() {
         printf '%-8s %-8s %-18s %-8s %s\n' "$ns" "$ns" "${addr:--}" "$st" "${cap:-none}"
         [[ -n $addr && $st == up ]] || up=0
     done
+    if ((LOGIN_STATE)); then
+        ns=$LOGIN_NS
+        if ns_exists "$ns"; then
+            addr=$(ip netns exec "$ns" ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | head -1)
+            printf '%-8s %-8s %-18s %-8s %s\n' "$ns" "$ns" "${addr:--}" "login" none
+            [[ -n $addr ]] || up=0
+        else
+            printf '%-8s %-8s %-18s %-8s %s\n' "$ns" - - MISSING -; up=0
+        fi
+    fi
     if grep -qxF "$MARK_BEGIN" "$HOSTS_FILE" 2>/dev/null; then
         echo "$HOSTS_FILE: entries present"
     else
@@ -421,6 +460,20 @@ cmd_exec() {
     exec "$STATE_DIR/mpirun" "$@"
 }
 
+# ---------------------------------------------------------------- login
+cmd_login() {
+    if [[ $# -eq 0 || $1 == -h || $1 == --help ]]; then
+        usage; [[ $# -eq 0 ]] && exit 2; exit 0
+    fi
+    need_root
+    load_state
+    if ! ((LOGIN_STATE)) || ! ns_exists "$LOGIN_NS"; then
+        die "no login node (run '$PROG up --login' first)"
+    fi
+    # shellcheck disable=SC2016 # $1 and $@ expand in the inner shell
+    exec ip netns exec "$LOGIN_NS" unshare --uts sh -c 'hostname "$1"; shift; exec "$@"' sh "$LOGIN_NS" "$@"
+}
+
 main() {
     local cmd=${1:-}
     [[ $# -gt 0 ]] && shift
@@ -429,6 +482,7 @@ main() {
         down) cmd_down "$@" ;;
         status) cmd_status "$@" ;;
         exec) cmd_exec "$@" ;;
+        login) cmd_login "$@" ;;
         -h | --help | help) usage ;;
         "") usage >&2; exit 2 ;;
         *) echo "$PROG: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;

@@ -98,4 +98,4 @@ if ($json_out) {
     print "part $_/$k: $value{$_}\n" for 1 .. $k;
     print "answer: $sum\n";
 }
-' "$JSON_OUT" "${FILES[@]}"
+' "$JSON_OUT" ${FILES[@]+"${FILES[@]}"}

@@ -7,7 +7,9 @@
 # and checks answers, JSON records, exit states, qdel and signal forwarding.
 # No PBS server exists here, so each template's PBS branch is also run directly
 # with a PBS-style environment (PBS_NODEFILE, PBS_O_WORKDIR, PBS_JOBID, array
-# indices of PBS Pro and Torque). Every wait is bounded.
+# indices of PBS Pro and Torque, a PBS walltime kill of the job's session, a
+# stand-in qsub for the continuation of RESUBMIT=1). Every wait is bounded.
+# Checks that need a newer hpcmap (--deadline, exec) print a SKIP line.
 # Helpers run through check() look unreachable to shellcheck:
 # shellcheck disable=SC2317
 set -uo pipefail
@@ -32,6 +34,11 @@ Options:
 Environment:
   HPCMAP_BIN       binary to test (default: target/release/hpcmap)
   HPCMAP_TEST_DIR  parent of the work directory (default: /tmp)
+
+When the binary's 'run --help' mentions --deadline, a job with a 1-minute
+walltime runs a map that needs about 3 (DEADLINE=auto, RESUBMIT=1) and the
+chain of continuations must finish it: that adds about 5 minutes
+(HPCMAP_DEADLINE_ITEMS, default 170000 spin items of 1 ms, sets the work).
 EOF
 }
 
@@ -122,7 +129,7 @@ echo "# work directory: $WORK; binary: $BIN"
 # binary at target/release/hpcmap relative to it, or through HPCMAP_BIN.
 SUB=$WORK/submit
 mkdir -p "$SUB/pbs" "$SUB/scripts"
-cp "$REPO"/pbs/*.pbs "$SUB/pbs/"
+cp "$REPO"/pbs/*.pbs "$REPO/pbs/job.sh" "$SUB/pbs/"
 cp "$REPO/scripts/merge-parts.sh" "$SUB/scripts/"
 if [ -n "${HPCMAP_BIN:-}" ]; then
     VBIN="HPCMAP_BIN=$BIN,"
@@ -138,17 +145,7 @@ PI1E5=9592 # primes below 100000
 PI1E6=78498 # primes below 1000000
 
 # --- static checks -------------------------------------------------------------------
-if ! command -v shellcheck >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q shellcheck >/dev/null 2>&1 ||
-        { timeout 60 apt-get update -q >/dev/null 2>&1
-          DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q shellcheck >/dev/null 2>&1; }
-fi
-if command -v shellcheck >/dev/null; then
-    check "shellcheck pbs/*.pbs scripts/slurm.sh scripts/merge-parts.sh tests/scheduler.sh" \
-        shellcheck "$REPO"/pbs/*.pbs "$REPO/scripts/slurm.sh" "$REPO/scripts/merge-parts.sh" "$REPO/tests/scheduler.sh"
-else
-    not_ok "shellcheck available" "apt-get install shellcheck failed"
-fi
+check "tests/lint-shell.sh: shellcheck and bash 4.2 constructs" timeout 300 bash "$REPO/tests/lint-shell.sh"
 check "scripts/slurm.sh --help" bash "$REPO/scripts/slurm.sh" --help
 check "scripts/merge-parts.sh --help" bash "$REPO/scripts/merge-parts.sh" --help
 
@@ -192,8 +189,9 @@ if [ -n "$J_SQ" ]; then
 fi
 
 # --- meanwhile: the PBS branches, run directly with a PBS-style environment ---------------
-PBSW=$WORK/pbs-workdir
+PBSW=$WORK/pbs-workdir # a submit directory: the templates in pbs/, results/ appear
 mkdir -p "$PBSW"
+cp -r "$SUB/pbs" "$PBSW/"
 printf '%s\n' "$HOST" "$HOST" "$HOST" >"$WORK/nodefile3"
 printf '%s\n' "$HOST" "$HOST" >"$WORK/nodefile2"
 # pbs_run LOG NODEFILE TEMPLATE VAR=VALUE...: the template as PBS would start it.
@@ -268,6 +266,181 @@ wait "$SIGPID" 2>/dev/null
 check "PBS branch: SIGTERM forwarded to mpirun" grep -q "received SIGTERM; forwarding to mpirun" "$WORK/pbs-signal.log"
 check "PBS branch: the interrupted run exits 75 (resumable)" grep -q "mpirun exit code 75" "$WORK/pbs-signal.log"
 check "PBS branch: what was done is journaled" test -s "$WORK/pbs-journal/journal.hpcmap"
+
+# --- arrays: parts fixed by the array's own id, re-runs join their siblings -----------------
+# PBS Pro: a sub-job re-run (qrerun 4244[2]) has the same PBS_ARRAY_ID and no PARTS.
+pbs_run "$WORK/pbs-array-rerun.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4244[2].pbsserver" \
+    "PBS_ARRAY_ID=4244[].pbsserver" PBS_ARRAY_INDEX=2 WORKLOAD=primes LIMIT=1000000
+rc=$?
+check_eq "PBS Pro sub-job re-run without PARTS: exit code" 0 "$rc"
+check "PBS Pro re-run: K=2 read from the parts folder" grep -q "array 4244.pbsserver, part 2/2" "$WORK/pbs-array-rerun.log"
+check_eq "PBS Pro re-run: appended to the same part file (2 records)" 2 \
+    "$(json_count "$PBSW/results/4244.pbsserver.parts/part-2.jsonl")"
+check_eq "PBS Pro re-run: merged parts still give the whole answer" "answer: $PI1E6" \
+    "$(bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4244.pbsserver.parts" 2>&1 | tail -1)"
+pbs_run "$WORK/pbs-array-noparts.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4248[5].pbsserver" \
+    "PBS_ARRAY_ID=4248[].pbsserver" PBS_ARRAY_INDEX=5 WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "PBS Pro array, size unknown and no PARTS: exit code 2 (no guess)" 2 "$rc"
+check "PBS Pro array without PARTS: the message asks for PARTS" grep -q "set PARTS" "$WORK/pbs-array-noparts.log"
+# Torque, 8 parts: parts 5-8 work (they exited 2 when PARTS defaulted to 4);
+# only the first part to run is told PARTS, its siblings read it from the folder.
+for i in 5 1 2 3 4 6 7 8; do
+    parts=()
+    [ "$i" -eq 5 ] && parts=(PARTS=8)
+    pbs_run "$WORK/pbs-torque8-$i.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4249[$i].pbsserver" \
+        PBS_ARRAYID=$i ${parts[@]+"${parts[@]}"} WORKLOAD=square ITEMS=1000 ||
+        not_ok "Torque 8-part array: part $i exit code" "$(cat "$WORK/pbs-torque8-$i.log")"
+done
+check_eq "Torque 8-part array: merged parts (PARTS given to part 5 only)" "answer: $SQ1000" \
+    "$(bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4249.pbsserver.parts" 2>&1 | tail -1)"
+# Torque: part 3 of array 4245 (removed above) re-run as a new array job.
+pbs_run "$WORK/pbs-torque-rerun.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4250[3].pbsserver" \
+    PBS_ARRAYID=3 ARRAY_ID=4245.pbsserver WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "Torque re-run of part 3 as a new array with ARRAY_ID=4245.pbsserver: exit code" 0 "$rc"
+check "Torque re-run: landed in results/4245.pbsserver.parts" test -s "$PBSW/results/4245.pbsserver.parts/part-3.jsonl"
+check_eq "Torque re-run: merged parts complete again" "answer: $SQ1000" \
+    "$(bash "$REPO/scripts/merge-parts.sh" "$PBSW/results/4245.pbsserver.parts" 2>&1 | tail -1)"
+# Any scheduler: a plain (non-array) job running part 1 of array 4245 by hand.
+pbs_run "$WORK/pbs-byhand.log" "$WORK/nodefile2" array.pbs PBS_JOBID=4257.pbsserver \
+    ARRAY_INDEX=1 ARRAY_ID=4245.pbsserver WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "a plain job with ARRAY_INDEX=1 ARRAY_ID=4245.pbsserver: exit code" 0 "$rc"
+check_eq "by hand: part 1/3 appended to results/4245.pbsserver.parts" "2 1/3" \
+    "$(json_count "$PBSW/results/4245.pbsserver.parts/part-1.jsonl") $(json "$PBSW/results/4245.pbsserver.parts/part-1.jsonl" -1 part 2>&1)"
+pbs_run "$WORK/pbs-torque-mismatch.log" "$WORK/nodefile2" array.pbs "PBS_JOBID=4251[1].pbsserver" \
+    PBS_ARRAYID=1 ARRAY_ID=4245.pbsserver PARTS=5 WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "PARTS=5 for a folder of 3 parts: exit code 2" 2 "$rc"
+
+# --- THREADS, modules, a missing mpirun ---------------------------------------------------------
+pbs_run "$WORK/pbs-threads.log" "$WORK/nodefile2" map.pbs PBS_JOBID=4252.pbsserver OMP_NUM_THREADS=2 \
+    WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "THREADS from OMP_NUM_THREADS=2 on 2 slots: exit code" 0 "$rc"
+check "THREADS=2 on 2 slots: 1 rank bound to 2 cores (--map-by slot:PE=2), no oversubscription" \
+    grep -q -- "running: mpirun -n 1 --host $HOST:1 --map-by slot:PE=2 .* --threads 2 " "$WORK/pbs-threads.log"
+check_eq "THREADS=2: record ranks, threads, answer" "1 2 $SQ1000" \
+    "$(json "$PBSW/results/4252.pbsserver.jsonl" 1 ranks threads answer.value 2>&1)"
+pbs_run "$WORK/pbs-nompirun.log" "$WORK/nodefile2" map.pbs PBS_JOBID=4253.pbsserver MPIRUN=sitempirun \
+    WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "mpirun missing: exit code 1 before anything runs" 1 "$rc"
+check "mpirun missing: the output names it and hints at MODULES" \
+    grep -q "hint: .*MODULES=openmpi" "$WORK/pbs-nompirun.log"
+pbs_run "$WORK/pbs-nomodule.log" "$WORK/nodefile2" map.pbs PBS_JOBID=4254.pbsserver MODULES=openmpi \
+    MODULESHOME=/nonexistent WORKLOAD=square ITEMS=1000
+rc=$?
+check_eq "MODULES set where no module command exists: exit code 1" 1 "$rc"
+check "no module command: a clear message" grep -q "no 'module' command" "$WORK/pbs-nomodule.log"
+# A site whose 'module load openmpi' puts mpirun on PATH (as sitempirun here).
+mkdir -p "$WORK/modules/openmpi"
+ln -sf "$(command -v mpirun)" "$WORK/modules/openmpi/sitempirun"
+# shellcheck disable=SC2329 # called inside the job through the exported function
+module() { [ "$1" = load ] && [ -d "$MODULEROOT/$2" ] && PATH=$MODULEROOT/$2:$PATH; }
+export -f module
+pbs_run "$WORK/pbs-module.log" "$WORK/nodefile2" map.pbs PBS_JOBID=4255.pbsserver MODULES=openmpi \
+    MODULEROOT="$WORK/modules" MPIRUN=sitempirun WORKLOAD=square ITEMS=1000
+rc=$?
+unset -f module
+check_eq "MODULES=openmpi: 'module load' makes the site's mpirun available, exit code 0" 0 "$rc"
+check "MODULES=openmpi: logged and answered" grep -q "module loaded: openmpi" "$WORK/pbs-module.log"
+
+# --- PBS walltime: the server signals the job's whole session ------------------------------------
+# The job script leads its session, as under pbs_mom; at the walltime every
+# process of that session gets SIGTERM. mpirun runs in its own session, so
+# only the script's forwarding (as SIGUSR1) reaches it and the run ends 75.
+(cd / && exec setsid env -u SLURM_JOB_ID PBS_NODEFILE="$WORK/nodefile2" PBS_O_WORKDIR="$PBSW" \
+    PBS_JOBID=4256.pbsserver HPCMAP_BIN="$BIN" WORKLOAD=spin ITEMS=1000000 MICROS=1000 \
+    JOURNAL="$WORK/pbs-session-journal" SCHEDULE=dynamic \
+    bash "$REPO/pbs/map.pbs") >"$WORK/pbs-session.log" 2>&1 &
+SESS=$!
+for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-session.log" && break; sleep 0.1; done
+sleep 1.5
+in_session=$(ps -e -o pid=,sid= | awk -v s="$SESS" '$2 == s { print $1 }' | xargs)
+mpirun_sid=$(ps -e -o ppid=,sid=,comm= | awk -v p="$SESS" '$1 == p && $3 == "mpirun" { print $2 }' | head -1)
+check "PBS walltime: mpirun runs outside the job's session" test -n "$mpirun_sid" -a "$mpirun_sid" != "$SESS"
+# shellcheck disable=SC2086 # the pid list
+[ -n "$in_session" ] && kill -TERM $in_session 2>/dev/null
+ended=0
+for _ in $(seq 1 200); do kill -0 "$SESS" 2>/dev/null || { ended=1; break; }; sleep 0.1; done
+[ "$ended" -eq 1 ] || kill -KILL "$SESS" 2>/dev/null
+wait "$SESS" 2>/dev/null
+check "PBS walltime (TERM to the whole session): the run exits 75, resumable" \
+    grep -q "mpirun exit code 75" "$WORK/pbs-session.log"
+check "PBS walltime: the finished chunks are journaled" test -s "$WORK/pbs-session-journal/journal.hpcmap"
+
+# --- RESUBMIT=1 under PBS: the continuation, through a stand-in qsub and qstat --------------------
+SPIN_ITEMS=6000
+SPIN_MICROS=1000
+REF=$(cd "$WORK" && timeout 60 "$BIN" run spin --items $SPIN_ITEMS --micros $SPIN_MICROS 2>&1 | grep -E '^(answer|checksum):' | xargs)
+mkdir -p "$WORK/fakepbs"
+cat >"$WORK/fakepbs/qsub" <<EOF
+#!/bin/bash
+# Stand-in for PBS's qsub: records the arguments and the environment.
+printf '%s\n' "\$@" >"$WORK/fakepbs/qsub.args"
+env -0 >"$WORK/fakepbs/qsub.env"
+echo 4261.pbsserver
+EOF
+cat >"$WORK/fakepbs/qstat" <<'EOF'
+#!/bin/bash
+# Stand-in for PBS's qstat -f: the job's resources, one wrapped line.
+printf 'Job Id: %s\n    Resource_List.walltime = 00:30:00\n    Resource_List.nodes = 1:ppn=\n\t2\n' "$2"
+EOF
+chmod +x "$WORK/fakepbs/qsub" "$WORK/fakepbs/qstat"
+(cd / && exec env -u SLURM_JOB_ID PATH="$WORK/fakepbs:$PATH" PBS_NODEFILE="$WORK/nodefile2" \
+    PBS_O_WORKDIR="$PBSW" PBS_JOBID=4260.pbsserver PBS_JOBNAME=hpcmap HPCMAP_BIN="$BIN" \
+    HPCMAP_JOB_LIB="$REPO/pbs/job.sh" WORKLOAD=spin ITEMS=$SPIN_ITEMS MICROS=$SPIN_MICROS \
+    JOURNAL="$WORK/pbs-resub-journal" RESUBMIT=1 SCHEDULE=dynamic \
+    bash "$REPO/pbs/map.pbs") >"$WORK/pbs-resub1.log" 2>&1 &
+RPID=$!
+for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-resub1.log" && break; sleep 0.1; done
+sleep 1.5
+kill -TERM "$RPID" 2>/dev/null
+for _ in $(seq 1 200); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
+wait "$RPID"
+rc=$?
+check_eq "RESUBMIT=1 (PBS): the interrupted job exits 75" 75 "$rc"
+check "RESUBMIT=1 (PBS): continuation submitted" grep -q "continuation submitted: job 4261.pbsserver" "$WORK/pbs-resub1.log"
+check_eq "RESUBMIT=1 (PBS): qsub -V -W depend=afterany:4260.pbsserver with the job's resources and name" \
+    "-V -W depend=afterany:4260.pbsserver -l walltime=00:30:00 -l nodes=1:ppn=2 -N hpcmap $PBSW/pbs/map.pbs" \
+    "$(xargs <"$WORK/fakepbs/qsub.args" 2>&1)"
+envget() { tr '\0' '\n' <"$WORK/fakepbs/qsub.env" | sed -n "s/^$1=//p"; }
+check_eq "RESUBMIT=1 (PBS): the continuation's environment (RESUME, CHAIN, WORKLOAD, JOURNAL, SCHEDULE)" \
+    "1 1 spin $WORK/pbs-resub-journal dynamic" \
+    "$(envget RESUME) $(envget CHAIN) $(envget WORKLOAD) $(envget JOURNAL) $(envget SCHEDULE)"
+check_eq "RESUBMIT=1 (PBS): no stale PBS_JOBID handed on" "" "$(envget PBS_JOBID)"
+# Run the continuation as the PBS server would: its recorded environment, a new job id.
+(cd / && mapfile -d '' -t cenv <"$WORK/fakepbs/qsub.env" &&
+    exec env -i "${cenv[@]}" PBS_NODEFILE="$WORK/nodefile2" PBS_O_WORKDIR="$PBSW" \
+        PBS_JOBID=4261.pbsserver timeout 60 bash "$REPO/pbs/map.pbs") >"$WORK/pbs-resub2.log" 2>&1
+rc=$?
+check_eq "RESUBMIT=1 (PBS): the continuation exits 0" 0 "$rc"
+check "RESUBMIT=1 (PBS): the continuation resumed the journal" grep -q -- "--resume" "$WORK/pbs-resub2.log"
+check_eq "RESUBMIT=1 (PBS): answer and checksum equal an uninterrupted run's" "$REF" \
+    "$(grep -E '^(answer|checksum):' "$WORK/pbs-resub2.log" | xargs)"
+
+# --- exec.pbs: the task farm (needs 'hpcmap exec') ---------------------------------------------------
+if ! "$BIN" --help 2>/dev/null | grep -qE '^ +exec '; then
+    echo "SKIP: hpcmap has no exec (pbs/exec.pbs untested)"
+    pbs_run "$WORK/pbs-exec-missing.log" "$WORK/nodefile2" exec.pbs PBS_JOBID=4270.pbsserver \
+        LINES=/etc/hostname CMD="echo {}"
+    rc=$?
+    check_eq "exec.pbs with an hpcmap without exec: exit code 2" 2 "$rc"
+    check "exec.pbs without exec: a clear message" grep -q "has no 'exec' command" "$WORK/pbs-exec-missing.log"
+else
+    seq 1 40 >"$PBSW/lines.txt"
+    pbs_run "$WORK/pbs-exec.log" "$WORK/nodefile2" exec.pbs PBS_JOBID=4270.pbsserver \
+        LINES=lines.txt CMD="echo {}" JOBLOG=exec.joblog JOURNAL="$WORK/exec-journal"
+    rc=$?
+    check_eq "exec.pbs: 40 lines over 2 ranks, exit code" 0 "$rc"
+    check "exec.pbs: a joblog with a line per task" test "$(wc -l <"$PBSW/exec.joblog" 2>/dev/null || echo 0)" -ge 40
+    pbs_run "$WORK/pbs-exec2.log" "$WORK/nodefile2" exec.pbs PBS_JOBID=4271.pbsserver \
+        LINES=lines.txt CMD="true {}" JOURNAL="$WORK/exec-journal" RESUME=1
+    rc=$?
+    check_eq "exec.pbs RESUME=1 over a complete journal: exit code" 0 "$rc"
+fi
 
 # --- wait for the Slurm jobs with the scheduler's own commands ------------------------------
 TERMINAL='COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED'
@@ -409,5 +582,120 @@ else
     not_ok "spin job ${J_DEL:-?} started" "$(timeout 10 squeue 2>&1)"
 fi
 [ -n "$J_SIG" ] && { timeout 10 qdel "$J_SIG" >/dev/null 2>&1; wait_done "$J_SIG"; }
+
+# --- array re-runs under Slurm ---------------------------------------------------------------
+# Re-running part 3 as a new array: '--array=3' alone must not become PARTS=3.
+submit J_RE_BAD -t 3 -v "${VBIN}WORKLOAD=primes,LIMIT=1000000" pbs/array.pbs
+submit J_RE -t 3 -v "${VBIN}WORKLOAD=primes,LIMIT=1000000,ARRAY_ID=$J_ARR" pbs/array.pbs
+if wait_done "$J_RE_BAD" "$J_RE"; then
+    if [ -n "$J_RE_BAD" ]; then
+        check_eq "qsub -t 3 (a new array of one part, no ARRAY_ID): FAILED with exit 2, no guess" "FAILED 2:0" \
+            "$(states "$J_RE_BAD") $(timeout 10 scontrol -o show job "$J_RE_BAD" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+        check "qsub -t 3 without ARRAY_ID: the output says how to re-run a part" \
+            grep -q "ARRAY_ID=N" "$(job_out "$J_RE_BAD" 3)"
+    fi
+    if [ -n "$J_RE" ] && [ -n "$J_ARR" ]; then
+        check_eq "qsub -t 3 -v ARRAY_ID=$J_ARR: COMPLETED" COMPLETED "$(states "$J_RE")"
+        check_eq "re-run part: appended to results/$J_ARR.parts/part-3.jsonl as part 3/4" "2 3/4" \
+            "$(json_count "$SUB/results/$J_ARR.parts/part-3.jsonl") $(json "$SUB/results/$J_ARR.parts/part-3.jsonl" -1 part 2>&1)"
+        check_eq "re-run part: the merge still gives the whole answer" "answer: $PI1E6" \
+            "$(cd "$SUB" && bash scripts/merge-parts.sh "results/$J_ARR.parts" 2>&1 | tail -1)"
+    fi
+else
+    not_ok "array re-run jobs finished" "$(timeout 10 squeue 2>&1)"
+fi
+
+# --- RESUBMIT=1 under Slurm: interrupted, continued, same answer ----------------------------------
+# sbatch_submit VAR ARGS...: sbatch --parsable ARGS from the submit dir, job id into VAR.
+sbatch_submit() {
+    local var=$1 id
+    shift
+    if id=$(cd "$SUB" && timeout 30 sbatch --parsable "$@" 2>&1) && [[ $id =~ ^[0-9]+$ ]]; then
+        SUBMITTED+=("$id")
+        printf -v "$var" '%s' "$id"
+        ok "sbatch $*  -> job $id"
+    else
+        printf -v "$var" '%s' ""
+        not_ok "sbatch $*" "$id"
+    fi
+}
+# continuation_of ID: the job id a job's output names as its continuation.
+continuation_of() {
+    local o
+    o=$(job_out "$1")
+    [ -n "$o" ] && sed -n 's/.*continuation submitted: job \([0-9]*\).*/\1/p' "$o" | head -1
+}
+spin_ref() { (cd "$WORK" && timeout 60 "$BIN" run spin --items "$1" --micros 0 2>&1 | grep -E '^(answer|checksum):' | xargs); }
+REF8K=$(spin_ref 8000)
+sbatch_submit J_RS -N 1 --ntasks-per-node=2 -o "map.pbs.o%j" \
+    --export="ALL,WORKLOAD=spin,ITEMS=8000,MICROS=1000,JOURNAL=journal-resubmit,RESUBMIT=1,SCHEDULE=dynamic" \
+    pbs/map.pbs
+if [ -n "$J_RS" ] && wait_running "$J_RS"; then
+    check "scancel --signal=USR1 --batch $J_RS (Slurm's early walltime warning)" \
+        timeout 10 scancel --signal=USR1 --batch "$J_RS"
+    wait_done "$J_RS"
+    check_eq "RESUBMIT=1 (Slurm): the interrupted job ends FAILED with exit 75" "FAILED 75:0" \
+        "$(states "$J_RS") $(timeout 10 scontrol -o show job "$J_RS" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+    J_CONT=$(continuation_of "$J_RS")
+    if [ -n "$J_CONT" ]; then
+        SUBMITTED+=("$J_CONT")
+        ok "RESUBMIT=1 (Slurm): continuation job $J_CONT submitted"
+        check "RESUBMIT=1 (Slurm): with --dependency=afterany:$J_RS" \
+            grep -q -- "--dependency=afterany:$J_RS" "$(job_out "$J_RS")"
+        wait_done "$J_CONT"
+        check_eq "RESUBMIT=1 (Slurm): continuation COMPLETED 0:0" "COMPLETED 0:0" \
+            "$(states "$J_CONT") $(timeout 10 scontrol -o show job "$J_CONT" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+        check_eq "RESUBMIT=1 (Slurm): answer and checksum equal an uninterrupted run's" "$REF8K" \
+            "$(grep -E '^(answer|checksum):' "$(job_out "$J_CONT")" | xargs)"
+    else
+        not_ok "RESUBMIT=1 (Slurm): a continuation was submitted" "$(cat "$(job_out "$J_RS")" 2>&1)"
+    fi
+else
+    not_ok "RESUBMIT=1 job ${J_RS:-?} started" "$(timeout 10 squeue 2>&1)"
+fi
+
+# --- a 1-minute walltime, a 3-minute map: --deadline and a chain of continuations -------------------
+if ! "$BIN" run --help 2>/dev/null | grep -q -- '--deadline'; then
+    echo "SKIP: hpcmap has no --deadline (the 1-minute-walltime chain test is off)"
+else
+    # ~3 minutes: 2 ranks of 1 ms items under the dynamic schedule map about
+    # 950 items/s here (the root mostly hands out work).
+    DL_ITEMS=${HPCMAP_DEADLINE_ITEMS:-170000}
+    REF_DL=$(spin_ref "$DL_ITEMS")
+    DEADLINE=$((SECONDS + 540)) # this test's own bound
+    # The template's '#SBATCH --signal=B:USR1@60' would fire at once in a
+    # 1-minute job and end it 75 by itself: a harmless signal (URG) takes its
+    # place here and in every continuation, so only --deadline ends a run early.
+    NOSIG=--signal=B:URG@5
+    sbatch_submit J_DL -N 1 --ntasks-per-node=2 -t 1 "$NOSIG" -o "map.pbs.o%j" \
+        --export="ALL,WORKLOAD=spin,ITEMS=$DL_ITEMS,MICROS=1000,JOURNAL=journal-deadline,RESUBMIT=1,DEADLINE=auto,SCHEDULE=dynamic,RESUBMIT_ARGS=$NOSIG" \
+        pbs/map.pbs
+    CHAIN_IDS=()
+    id=$J_DL
+    while [ -n "$id" ] && wait_done "$id"; do
+        CHAIN_IDS+=("$id")
+        id=$(continuation_of "$id")
+        [ -n "$id" ] && SUBMITTED+=("$id") # cancelled at the end if still queued
+    done
+    [ -n "$id" ] && not_ok "deadline chain finished within 8 minutes" "$(timeout 10 squeue 2>&1)"
+    if [ -n "$J_DL" ] && [ "${#CHAIN_IDS[@]}" -ge 1 ]; then
+        first=${CHAIN_IDS[0]}
+        last=${CHAIN_IDS[${#CHAIN_IDS[@]} - 1]}
+        check_eq "deadline: the first 1-minute job ends with exit 75 before the kill (not TIMEOUT)" "FAILED 75:0" \
+            "$(states "$first") $(timeout 10 scontrol -o show job "$first" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+        check "deadline: the first job's journal was complete enough to resume (its continuation ran)" \
+            test "${#CHAIN_IDS[@]}" -ge 2
+        check "deadline: a 3-minute map needed at least 3 jobs of 1 minute (${#CHAIN_IDS[@]})" \
+            test "${#CHAIN_IDS[@]}" -ge 3
+        check "deadline: the first job received no signal (it stopped by its deadline)" \
+            bash -c "! grep -q 'received SIG' '$(job_out "$first")'"
+        check_eq "deadline: the last job COMPLETED 0:0" "COMPLETED 0:0" \
+            "$(states "$last") $(timeout 10 scontrol -o show job "$last" | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)"
+        check_eq "deadline: answer and checksum equal an uninterrupted run's" "$REF_DL" \
+            "$(grep -E '^(answer|checksum):' "$(job_out "$last")" | xargs)"
+        timeouts=$(for j in "${CHAIN_IDS[@]}"; do states "$j"; done | grep -c TIMEOUT)
+        check_eq "deadline: no job of the chain was killed at its walltime" 0 "$timeouts"
+    fi
+fi
 
 finish
