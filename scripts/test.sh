@@ -13,10 +13,13 @@ Usage: scripts/test.sh [--skip-slurm] [--skip-cluster] [--help]
 
 Installs OpenMPI and build tools if missing (as root, via apt), then runs:
   lint      cargo fmt --check; cargo clippy --all-targets -- -D warnings
+            (with and without the cli feature); tests/lint-shell.sh
   cargo     cargo test --release: unit tests, and tests/mpi which runs the
             release binary and the examples under mpirun at 1-8 ranks
   slurm     tests/scheduler.sh: submits pbs/*.pbs with qsub to a local Slurm
   cluster   tests/cluster.sh: a job across two network-namespace nodes
+  slurm-cluster  tests/slurm-cluster.sh: a real two-node Slurm on those
+            namespaces; qsub and sbatch jobs across both nodes
 Every stage runs under a timeout. Ends with 'N passed, M failed' over all
 stages' checks and exits non-zero if anything failed.
 
@@ -72,6 +75,8 @@ cd "$HPCMAP_ROOT" || exit 1
 
 stage fmt 120 cargo fmt --check
 stage clippy 900 cargo clippy --release --all-targets --quiet -- -D warnings
+stage clippy-lib 600 cargo clippy --release --lib --no-default-features --quiet -- -D warnings
+stage lint-shell 120 bash tests/lint-shell.sh
 stage build 900 cargo build --release --bins --examples --quiet
 stage cargo 900 cargo test --release -- --test-threads 2
 if [ "$skip_slurm" -eq 0 ]; then
@@ -79,6 +84,7 @@ if [ "$skip_slurm" -eq 0 ]; then
 fi
 if [ "$skip_cluster" -eq 0 ]; then
     stage cluster 300 bash tests/cluster.sh
+    stage slurm-cluster 400 bash tests/slurm-cluster.sh
 fi
 
 rm -rf "$logs"

@@ -24,6 +24,29 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 /// What [`requested`] reports for a [`stop`] (no signal has this number).
 pub const STOP_REQUEST: u64 = 1 << 16;
+/// What [`requested`] reports once the map's deadline has passed.
+pub const DEADLINE: u64 = (1 << 16) + 1;
+
+/// The running map's deadline, if it has one.
+static DEADLINE_AT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+/// Whether [`DEADLINE_AT`] is set (checked without the lock).
+static HAS_DEADLINE: AtomicBool = AtomicBool::new(false);
+
+/// Sets (or clears) the running map's deadline: past it, work still in
+/// hand is abandoned as for a walltime signal. Called as each map starts.
+pub(crate) fn set_deadline(at: Option<std::time::Instant>) {
+    *DEADLINE_AT.lock().expect("deadline lock") = at;
+    HAS_DEADLINE.store(at.is_some(), Ordering::Relaxed);
+}
+
+fn deadline_passed() -> bool {
+    HAS_DEADLINE.load(Ordering::Relaxed)
+        && DEADLINE_AT
+            .lock()
+            .ok()
+            .and_then(|d| *d)
+            .is_some_and(|d| std::time::Instant::now() >= d)
+}
 /// One flag per handled signal, set by the handlers.
 static FLAGS: [OnceLock<Arc<AtomicBool>>; 2] = [OnceLock::new(), OnceLock::new()];
 const HANDLED: [i32; 2] = [SIGTERM, SIGUSR1];
@@ -69,6 +92,9 @@ pub fn requested() -> Option<u64> {
     if STOP.load(Ordering::Relaxed) {
         return Some(STOP_REQUEST);
     }
+    if deadline_passed() {
+        return Some(DEADLINE);
+    }
     for (slot, signal) in FLAGS.iter().zip(HANDLED) {
         if slot.get()?.load(Ordering::Relaxed) {
             let _ =
@@ -97,6 +123,7 @@ pub fn name(signal: u64) -> String {
         libc::SIGALRM => "SIGALRM".into(),
         libc::SIGQUIT => "SIGQUIT".into(),
         _ if signal == STOP_REQUEST => "a stop request".into(),
+        _ if signal == DEADLINE => "the deadline".into(),
         n => format!("signal {n}"),
     }
 }

@@ -349,6 +349,7 @@ impl Pool {
             );
         }
         crate::interrupt::clear_stop();
+        crate::interrupt::set_deadline(options.deadline);
         let total = input.map_or(0, Source::len);
         // The root maps only what the journal does not hold yet.
         let todo = match (&journal, input) {

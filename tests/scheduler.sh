@@ -38,7 +38,7 @@ Environment:
 When the binary's 'run --help' mentions --deadline, a job with a 1-minute
 walltime runs a map that needs about 3 (DEADLINE=auto, RESUBMIT=1) and the
 chain of continuations must finish it: that adds about 5 minutes
-(HPCMAP_DEADLINE_ITEMS, default 170000 spin items of 1 ms, sets the work).
+(HPCMAP_DEADLINE_ITEMS, default 340000 spin items of 1 ms: about 3 minutes on 2 ranks).
 EOF
 }
 
@@ -436,10 +436,17 @@ else
     rc=$?
     check_eq "exec.pbs: 40 lines over 2 ranks, exit code" 0 "$rc"
     check "exec.pbs: a joblog with a line per task" test "$(wc -l <"$PBSW/exec.joblog" 2>/dev/null || echo 0)" -ge 40
+    # The same command over a complete journal: nothing runs again, the
+    # output is replayed whole; another command is another run, refused.
     pbs_run "$WORK/pbs-exec2.log" "$WORK/nodefile2" exec.pbs PBS_JOBID=4271.pbsserver \
-        LINES=lines.txt CMD="true {}" JOURNAL="$WORK/exec-journal" RESUME=1
+        LINES=lines.txt CMD="echo {}" JOURNAL="$WORK/exec-journal" RESUME=1
     rc=$?
     check_eq "exec.pbs RESUME=1 over a complete journal: exit code" 0 "$rc"
+    pbs_run "$WORK/pbs-exec3.log" "$WORK/nodefile2" exec.pbs PBS_JOBID=4272.pbsserver \
+        LINES=lines.txt CMD="true {}" JOURNAL="$WORK/exec-journal" RESUME=1
+    rc=$?
+    check_eq "exec.pbs RESUME=1 with another command: refused (exit 1)" 1 "$rc"
+    check "exec.pbs: the refusal names the other run" grep -q "written by a different run" "$WORK/pbs-exec3.log"
 fi
 
 # --- wait for the Slurm jobs with the scheduler's own commands ------------------------------
@@ -659,8 +666,8 @@ if ! "$BIN" run --help 2>/dev/null | grep -q -- '--deadline'; then
     echo "SKIP: hpcmap has no --deadline (the 1-minute-walltime chain test is off)"
 else
     # ~3 minutes: 2 ranks of 1 ms items under the dynamic schedule map about
-    # 950 items/s here (the root mostly hands out work).
-    DL_ITEMS=${HPCMAP_DEADLINE_ITEMS:-170000}
+    # 2000 items/s here (the root maps a share between hand-outs).
+    DL_ITEMS=${HPCMAP_DEADLINE_ITEMS:-340000}
     REF_DL=$(spin_ref "$DL_ITEMS")
     DEADLINE=$((SECONDS + 540)) # this test's own bound
     # The template's '#SBATCH --signal=B:USR1@60' would fire at once in a

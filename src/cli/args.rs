@@ -298,7 +298,7 @@ pub enum WorkloadArgs {
 }
 
 /// `--timeout`: seconds, or a number with a unit s, m, h or d.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let err = || format!("expected a duration such as 600, 90s, 10m or 2h, got '{s}'");
     let (number, unit) = match s
         .trim()

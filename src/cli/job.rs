@@ -278,6 +278,13 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
         return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
     }
     let task = start_task(pool, job)?;
+    // The root decides the deadline; every rank counts down on its own clock.
+    let left = pool
+        .is_root()
+        .then(|| crate::cli::deadline::seconds_left(settings.deadline));
+    let left: Option<f64> = pool.broadcast(left.as_ref());
+    let mut options = settings.map;
+    options.deadline = left.map(|s| Instant::now() + std::time::Duration::from_secs_f64(s));
 
     let mut journal = prepared.as_mut().and_then(|p| p.journal.take());
     let resumed = journal.as_ref().map_or(0, Journal::done_items);
@@ -296,7 +303,7 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
         checksum: None,
     };
     let input = prepared.as_ref().map(|p| &p.input);
-    let mapped = pool.map_task(input, &settings.map, &task, journal.as_mut(), &mut sink);
+    let mapped = pool.map_task(input, &options, &task, journal.as_mut(), &mut sink);
     drop(task); // workers end with the map
     if let Some((what, e)) = sink.write_error.take() {
         let path = match what.as_str() {

@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod deadline;
 pub mod exec;
 pub mod job;
 pub mod logging;

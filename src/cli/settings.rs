@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use clap::builder::TypedValueParser;
 
+use crate::cli::deadline::{self, Deadline};
 use crate::cli::netmodel::Hockney;
 use crate::cli::outputs::check_distinct;
 use crate::{MapOptions, OnError, Order, Schedule};
@@ -78,6 +79,13 @@ pub struct MapArgs {
     /// Map only part I of K contiguous parts of the input (1-based), e.g. for job arrays.
     #[arg(long, global = true, value_name = "I/K", value_parser = parse_part)]
     pub part: Option<Part>,
+
+    /// End well before the allocation does: hand out no work that cannot
+    /// finish by then, journal what is done, exit 75 (resume with
+    /// --resume). TIME is `auto` (ask Slurm or PBS how long the job has
+    /// left), `+DURATION` (+90m), `@EPOCH` or `YYYY-MM-DDTHH:MM[:SS]`.
+    #[arg(long, global = true, value_name = "TIME", value_parser = deadline::parse)]
+    pub deadline: Option<Deadline>,
 }
 
 /// Part `index` (1-based) of `count` contiguous parts.
@@ -140,6 +148,8 @@ pub struct Settings {
     pub network: Option<(PathBuf, bool)>,
     /// Only this part of the input.
     pub part: Option<Part>,
+    /// When the map must end.
+    pub deadline: Option<Deadline>,
 }
 
 impl MapArgs {
@@ -186,6 +196,7 @@ impl MapArgs {
                 } else {
                     Order::Input
                 },
+                deadline: None, // set on every rank as the map starts
             },
             threads: usize::from(self.threads),
             json: self.json.clone(),
@@ -199,6 +210,7 @@ impl MapArgs {
                 None => Hockney::default_path().map(|p| (p, false)),
             },
             part: self.part,
+            deadline: self.deadline,
         })
     }
 }

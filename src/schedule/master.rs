@@ -108,6 +108,7 @@ where
             WINDOW_NS
         },
         reorder_limit: map.reorder_limit,
+        deadline: map.options.deadline,
         meter: Meter::start(),
         own: Row::default(),
         stopped_by: None,
@@ -190,6 +191,8 @@ struct Dispatch<'a, I: ?Sized, T, U> {
     window_ns: f64,
     /// Early results held beyond which hand-outs wait for the gap to fill.
     reorder_limit: usize,
+    /// When work must be done by (see [`crate::MapOptions::deadline`]).
+    deadline: Option<Instant>,
     meter: Meter,
     /// The root's own row.
     own: Row,
@@ -226,7 +229,7 @@ where
             let own = if self.held_back(collector.buffered_bytes()) {
                 None
             } else {
-                self.next_chunk()
+                self.next_in_time()
             };
             if let Some(range) = own {
                 let started = Instant::now();
@@ -324,10 +327,29 @@ where
             Some(ns) if queue.len() < MAX_WINDOW => {
                 let queued = (self.in_flight_items[worker] - current.len()) as f64 * ns;
                 let next = self.dispenser.peek_len() as f64 * ns;
-                queued < self.window_ns && next <= PREFETCH_LIMIT_NS
+                // Queued behind its current chunk, the next one must still
+                // finish before the deadline.
+                let in_time = self.deadline.is_none_or(|d| {
+                    let left = d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e9;
+                    (self.in_flight_items[worker] as f64) * ns + next < left
+                });
+                queued < self.window_ns && next <= PREFETCH_LIMIT_NS && in_time
             }
             _ => false,
         }
+    }
+
+    /// The next chunk, unless even an idle rank could not finish it before
+    /// the deadline (by the measured cost per item): then the hand-out ends.
+    fn next_in_time(&mut self) -> Option<Range<usize>> {
+        if let (Some(deadline), Some(ns)) = (self.deadline, self.item_ns) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.dispenser.peek_len() as f64 * ns > left.as_secs_f64() * 1e9 {
+                self.interrupt(interrupt::DEADLINE);
+                return None;
+            }
+        }
+        self.next_chunk()
     }
 
     /// Tops up `worker`'s window (unless `buffered` reorder bytes call for
@@ -338,7 +360,7 @@ where
             return; // inline mode: the root maps its own chunks
         }
         while !self.held_back(buffered) && self.wants_more(worker) {
-            let Some(range) = self.next_chunk() else {
+            let Some(range) = self.next_in_time() else {
                 break;
             };
             if let Some(link) = self.local.as_ref().filter(|_| local) {

@@ -146,6 +146,11 @@ pub struct MapOptions {
     pub on_error: OnError,
     /// In which order the root's sink sees the results.
     pub order: Order,
+    /// When work must stop: what is not done by then is abandoned (and, on
+    /// the root, not handed out when its measured cost says it cannot
+    /// finish in time); the map then ends with [`crate::MapError::Interrupted`].
+    /// Each rank's own clock; the command derives it from `--deadline`.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// One map as the schedules see it.

@@ -82,6 +82,7 @@ fn options(
         chunk,
         on_error,
         order,
+        deadline: None,
     }
 }
 

@@ -281,7 +281,8 @@ mod tests {
     #[test]
     fn shell_mode_quotes_every_value() {
         let nasty = "it's $HOME; rm -rf \"x\" `y` ü";
-        let argv = run(&["printf", "%s\\n", "{}"], true, nasty);
+        // With --shell the command is shell code: the format needs its quotes.
+        let argv = run(&["printf", "'%s\\n'", "{}"], true, nasty);
         assert_eq!(&argv[..2], ["sh", "-c"]);
         let out = std::process::Command::new("sh")
             .args(&argv[1..])
