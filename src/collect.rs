@@ -39,6 +39,22 @@ pub trait Sink<U> {
 
     /// An item failed (it is skipped, retried out, or ends the map).
     fn failed(&mut self, _failure: &ItemFailure) {}
+
+    /// Consecutive items from index `first` (a whole chunk without failed
+    /// items): one call per chunk where [`Sink::item`] would take one per
+    /// item. The default hands them to `item` one by one.
+    fn run(&mut self, first: usize, results: Vec<U>) {
+        for (k, result) in results.into_iter().enumerate() {
+            self.item(first + k, result);
+        }
+    }
+
+    /// A vector the consecutive results from index `first` may be appended
+    /// to directly (plain items arrive with one copy, from the received
+    /// bytes into place). `None`, the default, hands them to [`Sink::run`].
+    fn append_to(&mut self, _first: usize) -> Option<&mut Vec<U>> {
+        None
+    }
 }
 
 impl<U, S: Sink<U> + ?Sized> Sink<U> for &mut S {
@@ -49,6 +65,14 @@ impl<U, S: Sink<U> + ?Sized> Sink<U> for &mut S {
     fn failed(&mut self, failure: &ItemFailure) {
         (**self).failed(failure);
     }
+
+    fn run(&mut self, first: usize, results: Vec<U>) {
+        (**self).run(first, results);
+    }
+
+    fn append_to(&mut self, first: usize) -> Option<&mut Vec<U>> {
+        (**self).append_to(first)
+    }
 }
 
 /// A closure `FnMut(index, result)` as a [`Sink`] that ignores failures.
@@ -58,6 +82,22 @@ impl<U, F: FnMut(usize, U)> Sink<U> for FnSink<F> {
     fn item(&mut self, index: usize, result: U) {
         (self.0)(index, result);
     }
+}
+
+/// A complete chunk of plain results received straight into the sink's
+/// vector (see [`Collector::receive_direct`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Direct {
+    /// Its first item.
+    pub start: usize,
+    /// Its items.
+    pub count: usize,
+    /// The rank that mapped it.
+    pub rank: usize,
+    /// Its bytes.
+    pub bytes: usize,
+    /// The checksum share its rank computed, if it did.
+    pub sum: Option<u64>,
 }
 
 /// A chunk's result payload as it arrived: a slice of a bigger buffer (the
@@ -87,11 +127,13 @@ impl Received<'_> {
 
 /// A complete chunk waiting for its turn.
 enum Held<U> {
-    /// Encoded by another rank: the payload is `bytes[at..]`.
+    /// Encoded by another rank: the payload is `bytes[at..]`, with the
+    /// checksum share the rank computed, if it did.
     Payload {
         rank: usize,
         bytes: Vec<u8>,
         at: usize,
+        sum: Option<u64>,
     },
     /// Mapped by the root.
     Values { rank: usize, batch: Batch<U> },
@@ -137,7 +179,7 @@ pub struct Collector<'j, U, S> {
 
 impl<'j, U, S> Collector<'j, U, S>
 where
-    U: Serialize + DeserializeOwned,
+    U: Serialize + DeserializeOwned + 'static,
     S: Sink<U>,
 {
     /// A collector calling `sink(index, result)`; in input order when
@@ -255,12 +297,14 @@ where
     }
 
     /// Takes the result payload (outcome, then results) of items
-    /// `start..start + count`, encoded by `rank`.
+    /// `start..start + count`, encoded by `rank` (which computed the
+    /// checksum share `sum`, if it did).
     pub fn add_payload(
         &mut self,
         start: usize,
         count: usize,
         payload: Received<'_>,
+        sum: Option<u64>,
         rank: usize,
     ) -> Arrival {
         let (outcome, _) = Outcome::split(payload.bytes()).unwrap_or_else(|e| {
@@ -275,12 +319,106 @@ where
         self.journal(start, count, rank, payload.bytes());
         if self.ordered && start != self.next {
             let (bytes, at) = payload.into_owned();
-            self.place(start, count, Held::Payload { rank, bytes, at });
+            self.place(
+                start,
+                count,
+                Held::Payload {
+                    rank,
+                    bytes,
+                    at,
+                    sum,
+                },
+            );
         } else {
-            self.take_payload(start, count, payload.bytes(), rank);
+            self.take_payload(start, count, payload.bytes(), sum, rank);
             self.drain();
         }
         Arrival::Taken
+    }
+
+    /// Takes the outcome and the result bytes of items `start..start +
+    /// count`, received apart from each other from `rank`, with the
+    /// checksum share that rank computed (`None`: computed here).
+    pub fn add_parts(
+        &mut self,
+        start: usize,
+        count: usize,
+        outcome: &Outcome,
+        results: &[u8],
+        sum: Option<u64>,
+        rank: usize,
+    ) -> Arrival {
+        if let Some(arrival) = self.incomplete(outcome, rank) {
+            return arrival;
+        }
+        let needs_payload = self.journal.is_some() || (self.ordered && start != self.next);
+        if !needs_payload {
+            self.take_results(start, count, outcome, results, sum, rank);
+            self.drain();
+            return Arrival::Taken;
+        }
+        let mut payload = Vec::with_capacity(results.len() + 16);
+        outcome.encode(&mut payload);
+        payload.extend_from_slice(results);
+        self.add_payload(start, count, Received::Message(payload, 0), sum, rank)
+    }
+
+    /// Whether a run of plain results can be received straight into the
+    /// sink (see [`Collector::receive_direct`]).
+    pub fn can_receive_direct(&mut self) -> bool {
+        self.ordered
+            && self.early.is_empty()
+            && codec::plain::size::<U>().is_some()
+            && self.sink.append_to(self.next).is_some()
+    }
+
+    /// Receives complete chunks of plain results straight into the sink's
+    /// vector: `receive` writes their bytes, back to back, into the region
+    /// it is given. Then each is checksummed (by the share its rank sent,
+    /// or here), journaled and accounted for. `false` (nothing received)
+    /// when the chunks are not next in order or the sink takes no vector.
+    pub fn receive_direct(&mut self, parts: &[Direct], receive: impl FnOnce(&mut [u8])) -> bool {
+        let Some(first) = parts.first().map(|p| p.start) else {
+            return true;
+        };
+        let count: usize = parts.iter().map(|p| p.count).sum();
+        let bytes: usize = parts.iter().map(|p| p.bytes).sum();
+        let contiguous = parts.windows(2).all(|w| w[0].start + w[0].count == w[1].start);
+        let Some(size) = codec::plain::size::<U>() else {
+            return false;
+        };
+        if !self.ordered || first != self.next || !contiguous || bytes != count * size {
+            return false;
+        }
+        let Some(vector) = self.sink.append_to(first) else {
+            return false;
+        };
+        let region = codec::plain::extend_zeroed(vector, count).expect("plain results");
+        receive(region);
+        let mut at = 0;
+        for part in parts {
+            let slice = &region[at..at + part.bytes];
+            at += part.bytes;
+            let sum = part
+                .sum
+                .or_else(|| codec::hash_encoded::<U>(part.start, slice))
+                .expect("plain results");
+            self.checksum = self.checksum.wrapping_add(sum);
+            if let Some(journal) = self.journal.as_deref_mut()
+                && self.journal_error.is_none()
+            {
+                let mut payload = Vec::with_capacity(slice.len() + 16);
+                Outcome::complete().encode(&mut payload);
+                payload.extend_from_slice(slice);
+                if let Err(e) = journal.append(part.start, part.count, part.rank, &payload) {
+                    self.journal_error = Some(e);
+                    interrupt::stop();
+                }
+            }
+        }
+        self.handed += count;
+        self.next = first + count;
+        true
     }
 
     /// Takes the results of items `start..start + count` that `rank` (the
@@ -374,9 +512,12 @@ where
     /// Hands on a complete chunk's results, checksumming them.
     fn take(&mut self, start: usize, count: usize, held: Held<U>) {
         match held {
-            Held::Payload { rank, bytes, at } => {
-                self.take_payload(start, count, &bytes[at..], rank)
-            }
+            Held::Payload {
+                rank,
+                bytes,
+                at,
+                sum,
+            } => self.take_payload(start, count, &bytes[at..], sum, rank),
             Held::Journaled(entry) => {
                 let journal = self
                     .journal
@@ -385,11 +526,23 @@ where
                 let payload = journal.payload(&entry).unwrap_or_else(|e| {
                     fatal(&format!("journal {}: {e}", journal.path().display()))
                 });
-                self.take_payload(start, count, &payload, entry.rank);
+                self.take_payload(start, count, &payload, None, entry.rank);
             }
             Held::Values { rank, batch } => {
                 self.next = start + count;
                 self.take_failures(&batch.outcome, rank);
+                if batch.outcome.failures.is_empty() {
+                    // Contiguous: hashed in one pass, handed on at once.
+                    let sum = match batch.sum {
+                        Some(sum) => sum,
+                        None => codec::hash_items(start, &batch.results, &mut self.scratch)
+                            .unwrap_or_else(|e| fatal(&format!("results of items {start}..: {e}"))),
+                    };
+                    self.checksum = self.checksum.wrapping_add(sum);
+                    self.handed += batch.results.len();
+                    self.sink.run(start, batch.results);
+                    return;
+                }
                 let failed: Vec<usize> = batch
                     .outcome
                     .failures
@@ -417,7 +570,34 @@ where
         self.record_failures(outcome, rank);
     }
 
-    fn take_payload(&mut self, start: usize, count: usize, payload: &[u8], rank: usize) {
+    fn take_payload(
+        &mut self,
+        start: usize,
+        count: usize,
+        payload: &[u8],
+        sum: Option<u64>,
+        rank: usize,
+    ) {
+        let (outcome, items) = Outcome::split(payload).unwrap_or_else(|e| {
+            fatal(&format!(
+                "results of items {start}..{} from rank {rank}: {e}",
+                start + count
+            ))
+        });
+        self.take_results(start, count, &outcome, items, sum, rank);
+    }
+
+    /// Hands on a complete chunk's encoded results, checksumming them (with
+    /// `sum` when its rank computed the share).
+    fn take_results(
+        &mut self,
+        start: usize,
+        count: usize,
+        outcome: &Outcome,
+        items: &[u8],
+        sum: Option<u64>,
+        rank: usize,
+    ) {
         self.next = start + count;
         let malformed = |e: String| -> ! {
             fatal(&format!(
@@ -425,8 +605,30 @@ where
                 start + count
             ))
         };
-        let (outcome, items) = Outcome::split(payload).unwrap_or_else(|e| malformed(e.to_string()));
-        self.take_failures(&outcome, rank);
+        self.take_failures(outcome, rank);
+        if outcome.failures.is_empty()
+            && let Some(sum) = sum.or_else(|| codec::hash_encoded::<U>(start, items))
+            && codec::plain::size::<U>().is_some()
+        {
+            // Plain items: one copy and one pass over the bytes.
+            let mut values = Vec::new();
+            let direct = self.sink.append_to(start);
+            let into = match direct {
+                Some(v) => v,
+                None => &mut values,
+            };
+            match codec::decode_into(items, count, into) {
+                Ok(used) if used == items.len() => {}
+                Ok(used) => malformed(format!("{} trailing bytes", items.len() - used)),
+                Err(e) => malformed(e.to_string()),
+            }
+            self.checksum = self.checksum.wrapping_add(sum);
+            self.handed += count;
+            if !values.is_empty() {
+                self.sink.run(start, values);
+            }
+            return;
+        }
         let failed: Vec<usize> = outcome.failures.iter().map(|f| f.0 as usize).collect();
         let mut indices = Successes::new(start, &failed);
         let (sink, checksum, handed) = (&mut self.sink, &mut self.checksum, &mut self.handed);
@@ -485,6 +687,7 @@ mod tests {
             outcome: Outcome { complete, failures },
             stopped_by: 0,
             per_thread: Vec::new(),
+            sum: None,
         }
     }
 
@@ -501,6 +704,7 @@ mod tests {
                     6,
                     4,
                     Received::Message(payload(&Outcome::complete(), &items[6..]), 0),
+                    None,
                     2
                 ),
                 Arrival::Taken
@@ -513,6 +717,7 @@ mod tests {
                 3,
                 3,
                 Received::Slice(&payload(&Outcome::complete(), &items[3..6])),
+                None,
                 1,
             );
             assert_eq!((c.accounted(), c.buffered_bytes()), (10, 0));
@@ -534,7 +739,7 @@ mod tests {
             complete: true,
             failures: vec![(1, "bad".into())],
         };
-        c.add_payload(0, 3, Received::Slice(&payload(&outcome, &[10, 12])), 1);
+        c.add_payload(0, 3, Received::Slice(&payload(&outcome, &[10, 12])), None, 1);
         c.add_batch(3, 2, batch(vec![13], vec![(3, "worse".into())], true), 0);
         assert_eq!(c.accounted(), 5);
         assert_eq!(c.failures().len(), 2);
@@ -551,7 +756,7 @@ mod tests {
             failures: vec![],
         };
         assert_eq!(
-            c.add_payload(0, 4, Received::Slice(&payload(&abandoned, &[])), 1),
+            c.add_payload(0, 4, Received::Slice(&payload(&abandoned, &[])), None, 1),
             Arrival::Abandoned
         );
         assert!(!c.aborted());
@@ -573,6 +778,7 @@ mod tests {
                 2,
                 2,
                 Received::Slice(&payload(&Outcome::complete(), &items[2..4])),
+                None,
                 1,
             );
             c.add_batch(4, 2, batch(items[4..].to_vec(), vec![], true), 0);

@@ -46,6 +46,7 @@
 //! `hpcmap = { version = "0.2", default-features = false }` compiles only
 //! the map (rsmpi, serde, bincode, rayon).
 
+mod buffers;
 pub mod chunking;
 mod codec;
 mod collect;
@@ -65,6 +66,7 @@ mod wire;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use codec::plain::register as register_plain;
 pub use codec::{CodecError, checksum};
 pub use collect::{FnSink, Sink};
 pub use error::MapError;

@@ -66,6 +66,7 @@ pub struct Pool {
     /// The world communicator, for the user's messages.
     world: SimpleCommunicator,
     executor: Executor,
+    buffers: crate::buffers::Buffers,
     hosts: Vec<String>,
     // Dropped last: finalizes MPI.
     _universe: Universe,
@@ -101,6 +102,7 @@ impl Pool {
             transport,
             world,
             executor: Executor::new(1).expect("one thread needs no helpers"),
+            buffers: crate::buffers::Buffers::default(),
             hosts,
             _universe: universe,
         })
@@ -156,8 +158,8 @@ impl Pool {
     pub fn map<I, T, U, F>(&self, input: Option<&I>, f: F) -> Result<Mapped<U>, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        U: Serialize + DeserializeOwned + Send + 'static,
         F: Fn(T) -> U + Sync,
     {
         self.map_with(input, &MapOptions::default(), f)
@@ -209,8 +211,8 @@ impl Pool {
     ) -> Result<Mapped<U>, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        U: Serialize + DeserializeOwned + Send + 'static,
         F: Fn(T) -> U + Sync,
     {
         self.collect(input, options, &Func(f))
@@ -239,8 +241,8 @@ impl Pool {
     ) -> Result<Mapped<U>, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        U: Serialize + DeserializeOwned + Send + 'static,
         E: std::fmt::Display,
         F: Fn(T) -> Result<U, E> + Sync,
     {
@@ -279,8 +281,8 @@ impl Pool {
     ) -> Result<Mapped<U>, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        U: Serialize + DeserializeOwned + Send + 'static,
         S: Send,
         N: Fn(usize) -> S + Sync,
         F: Fn(&mut S, T) -> U + Sync,
@@ -306,8 +308,8 @@ impl Pool {
     ) -> Result<MapStats, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
-        U: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        U: Serialize + DeserializeOwned + Send + 'static,
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
@@ -334,9 +336,9 @@ impl Pool {
     ) -> Result<MapStats, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
         K: Task<T>,
-        K::Output: Serialize + DeserializeOwned + Send,
+        K::Output: Serialize + DeserializeOwned + Send + 'static,
         S: Sink<K::Output>,
     {
         if options.chunk == Some(0) {
@@ -361,6 +363,7 @@ impl Pool {
         let map = Map {
             transport: &self.transport,
             executor: &self.executor,
+            buffers: &self.buffers,
             input,
             todo,
             options,
@@ -383,27 +386,14 @@ impl Pool {
     ) -> Result<Mapped<K::Output>, MapError>
     where
         I: Source<Item = T> + Sync + ?Sized,
-        T: Serialize + DeserializeOwned + Send,
+        T: Serialize + DeserializeOwned + Send + 'static,
         K: Task<T>,
-        K::Output: Serialize + DeserializeOwned + Send,
+        K::Output: Serialize + DeserializeOwned + Send + 'static,
     {
-        let mut results = Vec::new();
-        let mut slots: Vec<Option<K::Output>> = Vec::new();
-        let ordered = options.order == Order::Input;
-        let sink = FnSink(|index, item| {
-            if ordered {
-                results.push(item);
-            } else {
-                if slots.len() <= index {
-                    slots.resize_with(index + 1, || None);
-                }
-                slots[index] = Some(item);
-            }
-        });
-        let stats = self.map_task(input, options, task, None, sink)?;
-        if !ordered {
-            results = slots.into_iter().flatten().collect();
-        }
+        let total = input.map_or(0, Source::len);
+        let mut sink = Collect::new(options.order, total);
+        let stats = self.map_task(input, options, task, None, &mut sink)?;
+        let results = sink.results();
         Ok(Mapped {
             results: self.is_root().then_some(results),
             stats,
@@ -529,5 +519,69 @@ impl Pool {
 
     fn root(&self) -> mpi::topology::Process<'_> {
         self.world.process_at_rank(0)
+    }
+}
+
+/// The sink of [`Pool::map_with`]: every result into one `Vec`, in input
+/// order (results that arrive out of order wait in place).
+struct Collect<U> {
+    ordered: bool,
+    results: Vec<U>,
+    slots: Vec<Option<U>>,
+}
+
+impl<U> Collect<U> {
+    fn new(order: Order, total: usize) -> Collect<U> {
+        let ordered = order == Order::Input;
+        Collect {
+            ordered,
+            // Reserved at once: no reallocation copies of a growing result.
+            results: crate::buffers::vec_with_capacity(if ordered { total.min(1 << 30) } else { 0 }),
+            slots: Vec::new(),
+        }
+    }
+
+    fn results(self) -> Vec<U> {
+        if self.ordered {
+            self.results
+        } else {
+            self.slots.into_iter().flatten().collect()
+        }
+    }
+}
+
+impl<U> Sink<U> for Collect<U> {
+    fn append_to(&mut self, first: usize) -> Option<&mut Vec<U>> {
+        (self.ordered && first == self.results.len()).then_some(&mut self.results)
+    }
+
+    fn item(&mut self, index: usize, result: U) {
+        if self.ordered {
+            self.results.push(result);
+        } else {
+            if self.slots.len() <= index {
+                self.slots.resize_with(index + 1, || None);
+            }
+            self.slots[index] = Some(result);
+        }
+    }
+
+    fn run(&mut self, first: usize, results: Vec<U>) {
+        if self.ordered {
+            if self.results.is_empty() {
+                // The first chunk is kept, not copied; growing it in place
+                // (mremap for big blocks) makes room for the rest.
+                let room = self.results.capacity();
+                self.results = results;
+                self.results.reserve(room.saturating_sub(self.results.len()));
+                crate::buffers::advise_huge(&mut self.results);
+            } else {
+                self.results.extend(results);
+            }
+        } else {
+            for (k, result) in results.into_iter().enumerate() {
+                self.item(first + k, result);
+            }
+        }
     }
 }

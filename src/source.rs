@@ -27,6 +27,12 @@ pub trait Source {
     /// The items of `range`, owned, in order (the root maps its own share
     /// from these).
     fn items(&self, range: Range<usize>) -> impl Iterator<Item = Self::Item> + Send + '_;
+
+    /// The items of `range` where they already lie in memory, one after
+    /// another: the root then sends plain items straight from there.
+    fn as_slice(&self, _range: Range<usize>) -> Option<&[Self::Item]> {
+        None
+    }
 }
 
 impl<T: Clone + Sync> Source for [T] {
@@ -42,6 +48,10 @@ impl<T: Clone + Sync> Source for [T] {
 
     fn items(&self, range: Range<usize>) -> impl Iterator<Item = T> + Send + '_ {
         self[range].iter().cloned()
+    }
+
+    fn as_slice(&self, range: Range<usize>) -> Option<&[T]> {
+        Some(&self[range])
     }
 }
 

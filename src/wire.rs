@@ -5,13 +5,15 @@
 //! dynamic / guided, point-to-point on the pool's private communicator:
 //!   root -> worker  TAG_WORK  Work  kind=1 | start | count | items (codec)
 //!                             Stop  kind=2
-//!   worker -> root  TAG_DONE  Done  start | count | compute ns | stopped by | payload
+//!   worker -> root  TAG_DONE  Done  start | count | compute ns | stopped by | summed
+//!                                   | checksum share | payload
 //! static, collectives:
 //!   Plan (broadcast)   status | chunk | spans | (start, end) x spans
 //!   Verdict (broadcast) status
 //! every schedule, gathered once at the end of a map:
-//!   Row  items | chunks | compute ns | wait ns | stopped by | n | m
-//!        | chunk payload lengths x n | items per compute thread x m
+//!   Row  items | chunks | compute ns | wait ns | stopped by | n | m | s | summed
+//!        | chunk result lengths x n | items per compute thread x m
+//!        | chunk checksum shares x s | the chunks' Outcomes (bincode, back to back)
 //! a chunk's result payload (what the journal stores, unchanged since v1):
 //!   Outcome (bincode: complete, failures) | results (codec, failed items left out)
 //! ```
@@ -36,7 +38,7 @@ const KIND_STOP: u64 = 2;
 /// Bytes before the items of a `Work` frame.
 const WORK_HEAD: usize = 24;
 /// Bytes before the payload of a `Done` frame.
-const DONE_HEAD: usize = 32;
+const DONE_HEAD: usize = 48;
 
 /// Why a frame could not be read: a bug or mismatched versions.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,7 @@ impl ToWorker<'_> {
     /// A `Work` frame's header for `range` with room for `capacity` bytes of
     /// items; the caller appends the items' encodings.
     pub fn work_header(range: &Range<usize>, capacity: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(WORK_HEAD + capacity);
+        let mut out = crate::buffers::vec_with_capacity(WORK_HEAD + capacity);
         put(
             &mut out,
             &[KIND_WORK, range.start as u64, range.len() as u64],
@@ -123,6 +125,8 @@ pub struct Done<'a> {
     pub compute_ns: u64,
     /// The signal that made the worker abandon the chunk (0: none).
     pub stopped_by: u64,
+    /// The checksum share of the results, when the worker computed it.
+    pub sum: Option<u64>,
     /// The result payload (see [`Outcome`]).
     pub payload: &'a [u8],
 }
@@ -131,15 +135,18 @@ impl Done<'_> {
     /// A `Done` frame's header with room for a payload of `capacity` bytes;
     /// the caller appends the payload and then calls [`Done::finish`].
     pub fn header(range: &Range<usize>, capacity: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(DONE_HEAD + capacity);
-        put(&mut out, &[range.start as u64, range.len() as u64, 0, 0]);
+        let mut out = crate::buffers::vec_with_capacity(DONE_HEAD + capacity);
+        put(&mut out, &[range.start as u64, range.len() as u64, 0, 0, 0, 0]);
         out
     }
 
-    /// Fills in the measured compute time and the stopping signal.
-    pub fn finish(frame: &mut [u8], compute_ns: u64, stopped_by: u64) {
+    /// Fills in the measured compute time, the stopping signal and the
+    /// results' checksum share (if computed).
+    pub fn finish(frame: &mut [u8], compute_ns: u64, stopped_by: u64, sum: Option<u64>) {
         frame[16..24].copy_from_slice(&compute_ns.to_le_bytes());
         frame[24..32].copy_from_slice(&stopped_by.to_le_bytes());
+        frame[32..40].copy_from_slice(&u64::from(sum.is_some()).to_le_bytes());
+        frame[40..48].copy_from_slice(&sum.unwrap_or(0).to_le_bytes());
     }
 
     /// Reads a frame.
@@ -157,6 +164,7 @@ impl Done<'_> {
             range: start..start + field(1)? as usize,
             compute_ns: field(2)?,
             stopped_by: field(3)?,
+            sum: (field(4)? == 1).then_some(field(5)?),
             payload: &bytes[DONE_HEAD..],
         })
     }
@@ -277,13 +285,19 @@ pub struct Row {
     pub chunk_lens: Vec<u64>,
     /// Items each compute thread mapped, by thread.
     pub thread_items: Vec<u64>,
+    /// Static schedule: each chunk's checksum share (when `summed`).
+    pub chunk_sums: Vec<u64>,
+    /// Whether `chunk_sums` were computed (plain results).
+    pub summed: bool,
+    /// Static schedule: each chunk's [`Outcome`], encoded back to back.
+    pub outcome_bytes: Vec<u8>,
 }
 
 impl Row {
     /// The frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(56 + 8 * (self.chunk_lens.len() + self.thread_items.len()));
+        let words = self.chunk_lens.len() + self.thread_items.len() + self.chunk_sums.len();
+        let mut out = Vec::with_capacity(72 + 8 * words + self.outcome_bytes.len());
         put(
             &mut out,
             &[
@@ -294,10 +308,14 @@ impl Row {
                 self.stopped_by,
                 self.chunk_lens.len() as u64,
                 self.thread_items.len() as u64,
+                self.chunk_sums.len() as u64,
+                u64::from(self.summed),
             ],
         );
         put(&mut out, &self.chunk_lens);
         put(&mut out, &self.thread_items);
+        put(&mut out, &self.chunk_sums);
+        out.extend_from_slice(&self.outcome_bytes);
         out
     }
 
@@ -311,16 +329,36 @@ impl Row {
             len: bytes.len(),
         };
         let field = |i: usize| u64_at(bytes, 8 * i).ok_or_else(bad);
-        let (n, m) = (field(5)? as usize, field(6)? as usize);
+        let (n, m, s) = (field(5)? as usize, field(6)? as usize, field(7)? as usize);
+        let words = |from: usize, count: usize| (0..count).map(|k| field(from + k)).collect::<Result<Vec<u64>, _>>();
+        let end = 8 * (9 + n + m + s);
         Ok(Row {
             items: field(0)?,
             chunks: field(1)?,
             compute_ns: field(2)?,
             wait_ns: field(3)?,
             stopped_by: field(4)?,
-            chunk_lens: (0..n).map(|k| field(7 + k)).collect::<Result<_, _>>()?,
-            thread_items: (0..m).map(|k| field(7 + n + k)).collect::<Result<_, _>>()?,
+            summed: field(8)? == 1,
+            chunk_lens: words(9, n)?,
+            thread_items: words(9 + n, m)?,
+            chunk_sums: words(9 + n + m, s)?,
+            outcome_bytes: bytes.get(end..).ok_or_else(bad)?.to_vec(),
         })
+    }
+
+    /// The chunks' outcomes (static schedule), in order.
+    ///
+    /// # Errors
+    /// When the outcome bytes are malformed.
+    pub fn outcomes(&self) -> Result<Vec<Outcome>, codec::CodecError> {
+        let mut rest = &self.outcome_bytes[..];
+        let mut outcomes = Vec::new();
+        while !rest.is_empty() {
+            let (outcome, tail) = Outcome::split(rest)?;
+            outcomes.push(outcome);
+            rest = tail;
+        }
+        Ok(outcomes)
     }
 
     /// Adds a chunk's per-thread item counts.
@@ -354,8 +392,9 @@ mod tests {
 
         let mut done = Done::header(&(5..8), 2);
         done.extend_from_slice(b"xy");
-        Done::finish(&mut done, 42, 10);
+        Done::finish(&mut done, 42, 10, Some(7));
         let d = Done::parse(&done).unwrap();
+        assert_eq!(d.sum, Some(7));
         assert_eq!(
             (d.range, d.compute_ns, d.stopped_by, d.payload),
             (5..8, 42, 10, &b"xy"[..])
@@ -375,8 +414,17 @@ mod tests {
             stopped_by: 0,
             chunk_lens: vec![8, 9],
             thread_items: vec![1, 0, 2],
+            chunk_sums: vec![5, 6],
+            summed: true,
+            outcome_bytes: {
+                let mut b = Vec::new();
+                Outcome::complete().encode(&mut b);
+                Outcome::default().encode(&mut b);
+                b
+            },
         };
         assert_eq!(Row::parse(&row.encode()).unwrap(), row);
+        assert_eq!(row.outcomes().unwrap(), [Outcome::complete(), Outcome::default()]);
         assert!(is_ok(&verdict(true)) && !is_ok(&verdict(false)));
     }
 

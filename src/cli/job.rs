@@ -28,9 +28,9 @@ use crate::{MapError, Pool, Sink, Source};
 /// What one map of the command maps and how its results are kept.
 pub trait Job: Sync {
     /// What the root hands out.
-    type Item: Serialize + DeserializeOwned + Clone + Send + Sync;
+    type Item: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// What an item maps to.
-    type Output: Serialize + DeserializeOwned + Send;
+    type Output: Serialize + DeserializeOwned + Send + 'static;
     /// The input, on the root.
     type Input: Source<Item = Self::Item> + Sync;
     /// What every rank does with an item.

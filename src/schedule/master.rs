@@ -79,9 +79,9 @@ struct Local<'a, T, U> {
 pub fn run<I, T, K, S>(map: Map<'_, I, K>, collector: &mut Collector<'_, K::Output, S>) -> MapStats
 where
     I: Source<Item = T> + Sync + ?Sized,
-    T: Serialize + DeserializeOwned + Send,
+    T: Serialize + DeserializeOwned + Send + 'static,
     K: Task<T>,
-    K::Output: Serialize + DeserializeOwned + Send,
+    K::Output: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<K::Output>,
 {
     let input = map
@@ -150,7 +150,7 @@ fn local_worker<I, T, K>(
     I: Source<Item = T> + Sync + ?Sized,
     T: Send,
     K: Task<T>,
-    K::Output: Send,
+    K::Output: Send + Serialize + 'static,
 {
     let again = |i: usize| input.items(i..i + 1).next().expect("item in range");
     while let Ok(LocalChunk { range, items }) = inbox.recv() {
@@ -161,7 +161,14 @@ fn local_worker<I, T, K>(
             items,
             again: &again,
         };
-        let batch = executor.run(task, states, policy, chunk, None);
+        let mut batch = executor.run(task, states, policy, chunk, None);
+        // Checksummed on this thread, off the root's MPI thread.
+        if crate::codec::plain::size::<K::Output>().is_some()
+            && batch.outcome.complete
+            && batch.outcome.failures.is_empty()
+        {
+            batch.sum = crate::codec::hash_items(range.start, &batch.results, &mut Vec::new()).ok();
+        }
         let compute_ns = started.elapsed().as_nanos() as u64;
         if outbox
             .send(LocalDone {
@@ -204,8 +211,8 @@ struct Dispatch<'a, I: ?Sized, T, U> {
 impl<'a, I, T, U> Dispatch<'a, I, T, U>
 where
     I: Source<Item = T> + Sync + ?Sized,
-    T: Serialize + Send + 'a,
-    U: Serialize + DeserializeOwned,
+    T: Serialize + Send + 'static,
+    U: Serialize + DeserializeOwned + 'static,
 {
     /// The loop of the inline mode: the root maps chunks itself between polls.
     fn serve_inline<K, S>(
@@ -385,7 +392,8 @@ where
 
     fn send_work(&mut self, worker: usize, range: &Range<usize>) {
         let started = Instant::now();
-        let mut frame = ToWorker::work_header(range, 0);
+        let room = codec::plain::size::<T>().map_or(0, |s| s * range.len());
+        let mut frame = ToWorker::work_header(range, room);
         let encoded = self.input.with_range(range.clone(), |items| {
             codec::encode_items(items, &mut frame)
         });
@@ -469,11 +477,12 @@ where
     where
         S: Sink<U>,
     {
-        let (range, compute_ns, stopped_by, at) = match Done::parse(&message) {
+        let (range, compute_ns, stopped_by, sum, at) = match Done::parse(&message) {
             Ok(d) => (
                 d.range,
                 d.compute_ns,
                 d.stopped_by,
+                d.sum,
                 message.len() - d.payload.len(),
             ),
             Err(e) => fatal(&format!("from rank {from}: {e}")),
@@ -486,6 +495,7 @@ where
             range.start,
             range.len(),
             Received::Message(message, at),
+            sum,
             from,
         );
         self.meter.phases.assemble += started.elapsed().as_secs_f64();

@@ -159,6 +159,8 @@ pub struct Map<'a, I: ?Sized, K> {
     pub transport: &'a dyn Transport,
     /// This rank's compute threads.
     pub executor: &'a Executor,
+    /// This rank's buffers, kept from map to map.
+    pub buffers: &'a crate::buffers::Buffers,
     /// The input (on the root).
     pub input: Option<&'a I>,
     /// The item ranges still to map, in order (on the root).
@@ -186,9 +188,9 @@ pub fn run<I, T, K, S>(
 ) -> Result<MapStats, MapError>
 where
     I: Source<Item = T> + Sync + ?Sized,
-    T: Serialize + DeserializeOwned + Send,
+    T: Serialize + DeserializeOwned + Send + 'static,
     K: Task<T>,
-    K::Output: Serialize + DeserializeOwned + Send,
+    K::Output: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<K::Output>,
 {
     match map.options.schedule {

@@ -1,17 +1,23 @@
 //! The static schedule: one Scatterv out, one Gatherv back.
 //!
-//! 1. The root plans the chunks (`chunking::StaticPlan`), encodes the other
-//!    ranks' chunks back to back and broadcasts the [`Plan`] frame (or that
-//!    it failed, so nobody blocks in a collective the root never enters).
-//! 2. Scatter of byte counts, Scatterv of the bytes. The root's own share
-//!    never becomes bytes: it maps it straight from the input.
-//! 3. Every rank maps its chunks; the others encode their results.
-//! 4. Gather of one [`Row`] per rank (items, times, each chunk's result
-//!    length). The root blocks here until the slowest rank is done: that is
-//!    the "wait" phase.
-//! 5. The root broadcasts whether the results fit one Gatherv, gathers the
-//!    other ranks' result bytes, and hands every chunk to the collector in
-//!    item order (its own as values).
+//! 1. The root plans the chunks (`chunking::StaticPlan`) and broadcasts the
+//!    [`Plan`] frame (or that it failed, so nobody blocks in a collective the
+//!    root never enters). The other ranks' items are encoded back to back,
+//!    or, when they are plain and already lie in memory in rank order (a
+//!    slice, one block per rank), sent straight from the input.
+//! 2. Scatter of byte counts, Scatterv of the bytes into each rank's kept
+//!    receive buffer. The root's own share never becomes bytes: it maps it
+//!    straight from the input.
+//! 3. Every rank maps its chunks; the others keep their results' bytes
+//!    (plain results of one chunk: the results vector itself) and checksum
+//!    plain ones as they go.
+//! 4. Gather of one [`Row`] per rank (items, times, each chunk's outcome,
+//!    result length and checksum). The root blocks here until the slowest
+//!    rank is done: that is the "wait" phase.
+//! 5. The root broadcasts whether the results fit one Gatherv and gathers
+//!    them: plain results of complete chunks straight into the sink's own
+//!    vector when it offers one, else into a kept buffer, and hands every
+//!    chunk to the collector in item order (its own as values).
 //!
 //! A walltime signal makes every rank abandon what it has left; the
 //! collectives still complete, and the map ends interrupted.
@@ -22,8 +28,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::Map;
 use crate::chunking::StaticPlan;
-use crate::codec::{self, Decoder};
-use crate::collect::{Collector, Received, Sink};
+use crate::codec::{self, Decoder, plain};
+use crate::collect::{Collector, Direct, Sink};
 use crate::error::MapError;
 use crate::executor::{Batch, Chunk, States};
 use crate::failure::fatal;
@@ -32,25 +38,41 @@ use crate::source::Source;
 use crate::stats::{MapStats, Meter};
 use crate::task::Task;
 use crate::transport::{self, MAX_MESSAGE};
-use crate::wire::{self, Plan, Row};
-
-/// The root's encoding of the other ranks' chunks: all bytes, and each
-/// rank's share of them (its own is 0).
-struct Encoded {
-    bytes: Vec<u8>,
-    lens: Vec<usize>,
-}
+use crate::wire::{self, Outcome, Plan, Row};
 
 /// Items encoded at once by [`encode_others`].
 const PIECE: usize = 1 << 16;
 
-fn encode_others<I>(input: &I, plan: &StaticPlan) -> Result<Encoded, MapError>
+/// What the root scatters: the other ranks' encoded items (borrowed from
+/// the input when they are plain and in place), and each rank's share.
+struct Outgoing<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    lens: Vec<usize>,
+}
+
+/// The other ranks' items as bytes, in rank order.
+fn encode_others<'a, I>(input: &'a I, plan: &StaticPlan) -> Result<Outgoing<'a>, MapError>
 where
     I: Source + ?Sized,
-    I::Item: Serialize,
+    I::Item: Serialize + 'static,
 {
-    let mut bytes = Vec::new();
     let mut lens = vec![0usize; plan.ranks];
+    // One block per rank, in place: send straight from the input.
+    if plan.chunks() <= plan.ranks && plan.spans().len() == 1 && plan.chunks() > 1 {
+        let others = plan.range(1).start..plan.spans()[0].end;
+        if let Some(bytes) = input.as_slice(others).and_then(plain::bytes) {
+            let size = plain::size::<I::Item>().expect("plain");
+            for (rank, len) in lens.iter_mut().enumerate().skip(1) {
+                *len = plan.items_of(rank) * size;
+            }
+            return Ok(Outgoing {
+                bytes: std::borrow::Cow::Borrowed(bytes),
+                lens,
+            });
+        }
+    }
+    let others = plan.items - plan.items_of(0);
+    let mut bytes = crate::buffers::vec_with_capacity(plain::size::<I::Item>().map_or(0, |s| s * others));
     for (rank, len) in lens.iter_mut().enumerate().skip(1) {
         for k in plan.chunks_of(rank) {
             // In pieces, so an input far over the limit fails at the limit
@@ -65,7 +87,10 @@ where
             }
         }
     }
-    Ok(Encoded { bytes, lens })
+    Ok(Outgoing {
+        bytes: std::borrow::Cow::Owned(bytes),
+        lens,
+    })
 }
 
 /// Runs one static map; see the module docs.
@@ -75,24 +100,24 @@ pub fn run<I, T, K, S>(
 ) -> Result<MapStats, MapError>
 where
     I: Source<Item = T> + Sync + ?Sized,
-    T: Serialize + DeserializeOwned + Send,
+    T: Serialize + DeserializeOwned + Send + 'static,
     K: Task<T>,
-    K::Output: Serialize + DeserializeOwned + Send,
+    K::Output: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<K::Output>,
 {
     let t = map.transport;
-    let (rank, size) = (t.rank(), t.size());
+    let size = t.size();
     let mut meter = Meter::start();
 
     // 1. Plan and encode on the root; everyone learns the plan.
     let mut root_error = None;
-    let mut encoded = None;
+    let mut outgoing = None;
     let mut frame = Plan::default();
     if let Some(input) = map.input.filter(|_| t.is_root()) {
         let plan = StaticPlan::over(map.todo.clone(), size, map.options.chunk);
         match encode_others(input, &plan) {
-            Ok(e) => {
-                encoded = Some(e);
+            Ok(o) => {
+                outgoing = Some(o);
                 frame = Plan {
                     ok: true,
                     chunk: plan.chunk,
@@ -112,25 +137,177 @@ where
 
     // 2. Scatter to the other ranks.
     let started = Instant::now();
-    let my_len = transport::scatter_lens(t, encoded.as_ref().map(|e| &e.lens[..]));
-    let mut mine = vec![0u8; my_len];
+    let my_len = transport::scatter_lens(t, outgoing.as_ref().map(|o| &o.lens[..]));
+    let mut received = map.buffers.received.take(my_len);
     t.scatterv(
-        encoded.as_ref().map(|e| (&e.bytes[..], &e.lens[..])),
-        &mut mine,
+        outgoing.as_ref().map(|o| (&o.bytes[..], &o.lens[..])),
+        &mut received[..my_len],
     );
-    meter.bytes_scattered = encoded.as_ref().map_or(0, |e| e.bytes.len() as u64);
-    drop(encoded);
+    meter.bytes_scattered = outgoing.as_ref().map_or(0, |o| o.bytes.len() as u64);
+    drop(outgoing);
     meter.phases.scatter = started.elapsed().as_secs_f64();
 
     // 3. Compute this rank's chunks.
     let started = Instant::now();
+    let (row, own, out) = compute(&map, &plan, &received[..my_len]);
+    map.buffers.received.keep(received);
+    let mut row = row;
+    row.compute_ns = started.elapsed().as_nanos() as u64;
+
+    // 4. Every rank's row (the root waits here for the slowest rank).
+    let started = Instant::now();
+    let rows = transport::gather_bytes(t, &row.encode()).map(|rows| {
+        rows.iter()
+            .map(|r| Row::parse(r).unwrap_or_else(|e| fatal(&e.to_string())))
+            .collect::<Vec<Row>>()
+    });
+    meter.phases.wait = started.elapsed().as_secs_f64();
+
+    // 5. Gather the other ranks' results if they fit one collective.
+    let lens: Option<Vec<usize>> = rows.as_ref().map(|rows| {
+        rows.iter()
+            .enumerate()
+            .map(|(r, row)| if r == 0 { 0 } else { row.chunk_lens.iter().sum::<u64>() as usize })
+            .collect()
+    });
+    let total = lens.as_ref().map_or(0, |l| l.iter().sum::<usize>());
+    let mut verdict = wire::verdict(total <= MAX_MESSAGE);
+    t.broadcast(&mut verdict);
+    if !wire::is_ok(&verdict) {
+        return Err(if t.is_root() {
+            MapError::TooLarge { bytes: total }
+        } else {
+            MapError::RootFailed
+        });
+    }
+    let (Some(rows), Some(lens)) = (rows, lens) else {
+        let started = Instant::now();
+        t.gatherv(out.bytes(), None);
+        let mut stats = MapStats::of_rank(Schedule::Static, &row, size, map.executor.threads());
+        stats.phases.gather = started.elapsed().as_secs_f64();
+        return Ok(stats);
+    };
+
+    // 6. On the root: gather, and hand every chunk on in item order.
+    meter.bytes_gathered = total as u64;
+    meter.chunks = plan.chunks() as u64;
+    meter.largest_chunk = plan.chunk as u64;
+    let mut own = own.into_iter();
+    let outcomes: Vec<Vec<Outcome>> = rows.iter().map(|r| r.outcomes().unwrap_or_else(|e| fatal(&e.to_string()))).collect();
+    // Straight into the sink when every other rank's chunk is one block,
+    // complete, in rank order: the gathered bytes are the results in order.
+    let blocks = plan.chunks() <= size && plan.spans().len() <= 1;
+    let clean = (1..size).all(|r| outcomes[r].iter().all(|o| o.complete && o.failures.is_empty()));
+    let direct = blocks && clean && total > 0 && collector.can_receive_direct();
+    if direct {
+        let started = Instant::now();
+        if let Some(batch) = own.next() {
+            let range = plan.range(0);
+            collector.add_batch(range.start, range.len(), batch, 0);
+        }
+        let parts: Vec<Direct> = (1..plan.chunks())
+            .map(|k| Direct {
+                start: plan.range(k).start,
+                count: plan.range(k).len(),
+                rank: k,
+                bytes: rows[k].chunk_lens[0] as usize,
+                sum: rows[k].chunk_sums.first().copied().filter(|_| rows[k].summed),
+            })
+            .collect();
+        let mut gathered_s = 0.0;
+        let received = collector.receive_direct(&parts, |region| {
+            let t0 = Instant::now();
+            t.gatherv(&[], Some((region, &lens[..])));
+            gathered_s = t0.elapsed().as_secs_f64();
+        });
+        if !received {
+            fatal("the results could not be received in place");
+        }
+        meter.phases.gather = gathered_s;
+        meter.phases.assemble += started.elapsed().as_secs_f64() - gathered_s;
+    } else {
+        let started = Instant::now();
+        let mut gathered = map.buffers.gathered.take(total);
+        t.gatherv(&[], Some((&mut gathered[..total], &lens[..])));
+        meter.phases.gather = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut cursor: Vec<usize> = lens
+            .iter()
+            .scan(0, |at, &l| {
+                *at += l;
+                Some(*at - l)
+            })
+            .collect();
+        for k in 0..plan.chunks() {
+            let (owner, range) = (k % size, plan.range(k));
+            if owner == 0 {
+                let batch = own.next().expect("one batch per own chunk");
+                collector.add_batch(range.start, range.len(), batch, 0);
+            } else {
+                let j = k / size;
+                let len = rows[owner].chunk_lens[j] as usize;
+                let bytes = &gathered[cursor[owner]..cursor[owner] + len];
+                cursor[owner] += len;
+                let sum = rows[owner].chunk_sums.get(j).copied().filter(|_| rows[owner].summed);
+                collector.add_parts(range.start, range.len(), &outcomes[owner][j], bytes, sum, owner);
+            }
+        }
+        map.buffers.gathered.keep(gathered);
+        meter.phases.assemble += started.elapsed().as_secs_f64();
+    }
+    Ok(MapStats::assemble(
+        Schedule::Static,
+        meter,
+        &rows,
+        map.executor.threads(),
+        collector.checksum(),
+    ))
+}
+
+/// What a rank sends back: its results' bytes, or (one chunk of plain
+/// results) the results themselves, sent from where they lie.
+enum Results<U> {
+    Bytes(Vec<u8>),
+    Plain(Vec<U>),
+}
+
+impl<U: 'static> Results<U> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Results::Bytes(b) => b,
+            Results::Plain(v) => plain::bytes(v).expect("plain results"),
+        }
+    }
+}
+
+/// Maps this rank's chunks: its row, the root's own batches, and the
+/// results to send (for the other ranks).
+#[allow(clippy::type_complexity)]
+fn compute<I, T, K>(
+    map: &Map<'_, I, K>,
+    plan: &StaticPlan,
+    received: &[u8],
+) -> (Row, Vec<Batch<K::Output>>, Results<K::Output>)
+where
+    I: Source<Item = T> + Sync + ?Sized,
+    T: Serialize + DeserializeOwned + Send + 'static,
+    K: Task<T>,
+    K::Output: Serialize + DeserializeOwned + Send + 'static,
+{
+    let t = map.transport;
+    let rank = t.rank();
     let states = States::new(map.executor.threads());
     let mut row = Row::default();
     let mut own: Vec<Batch<K::Output>> = Vec::new();
+    let plain_out = plain::size::<K::Output>();
+    let chunks: Vec<usize> = plan.chunks_of(rank).collect();
+    row.summed = plain_out.is_some();
     let mut out = Vec::new();
+    let mut single: Option<Vec<K::Output>> = None;
     let mut at = 0usize;
     let mut stopped = false;
-    for k in plan.chunks_of(rank) {
+    let mut scratch = Vec::new();
+    for &k in &chunks {
         let range = plan.range(k);
         row.items += range.len() as u64;
         row.chunks += 1;
@@ -150,14 +327,14 @@ where
                 .run(map.task, &states, map.options.on_error, chunk, None)
         } else {
             let from = at;
-            let mine = &mine[..];
             let again = |i: usize| {
-                codec::decode_nth(&mine[from..], i - range.start)
+                codec::decode_nth(&received[from..], i - range.start)
                     .unwrap_or_else(|e| fatal(&format!("item {i} again: {e}")))
             };
             let first = range.start;
-            let items = Decoder::new(mine, &mut at, range.len())
-                .map(|item| item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}"))));
+            let items = Decoder::new(received, &mut at, range.len()).map(|item| {
+                item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}")))
+            });
             let chunk = Chunk {
                 first,
                 count: range.len(),
@@ -175,99 +352,35 @@ where
             }
         }
         if t.is_root() {
+            // Checksummed now, while the other ranks still compute.
+            let mut batch = batch;
+            if plain_out.is_some() && batch.outcome.complete && batch.outcome.failures.is_empty() {
+                batch.sum = codec::hash_items(range.start, &batch.results, &mut scratch).ok();
+            }
             own.push(batch);
-        } else {
-            let before = out.len();
-            batch.outcome.encode(&mut out);
-            codec::encode_items(&batch.results, &mut out).unwrap_or_else(|e| {
-                fatal(&format!(
-                    "results of items {}..{}: {e}",
-                    range.start, range.end
-                ))
-            });
-            row.chunk_lens.push((out.len() - before) as u64);
+            continue;
         }
-    }
-    drop(mine);
-    row.compute_ns = started.elapsed().as_nanos() as u64;
-
-    // 4. Every rank's row (the root waits here for the slowest rank).
-    let started = Instant::now();
-    let rows = transport::gather_bytes(t, &row.encode()).map(|rows| {
-        rows.iter()
-            .map(|r| Row::parse(r).unwrap_or_else(|e| fatal(&e.to_string())))
-            .collect::<Vec<Row>>()
-    });
-    meter.phases.wait = started.elapsed().as_secs_f64();
-
-    // 5. Gather the other ranks' results if they fit one collective.
-    let lens: Option<Vec<usize>> = rows.as_ref().map(|rows| {
-        rows.iter()
-            .enumerate()
-            .map(|(r, row)| {
-                if r == 0 {
-                    0
-                } else {
-                    row.chunk_lens.iter().sum::<u64>() as usize
-                }
-            })
-            .collect()
-    });
-    let total = lens.as_ref().map_or(0, |l| l.iter().sum::<usize>());
-    let mut verdict = wire::verdict(total <= MAX_MESSAGE);
-    t.broadcast(&mut verdict);
-    if !wire::is_ok(&verdict) {
-        return Err(if t.is_root() {
-            MapError::TooLarge { bytes: total }
+        batch.outcome.encode(&mut row.outcome_bytes);
+        let sum = if plain_out.is_some() && batch.outcome.complete && batch.outcome.failures.is_empty() {
+            codec::hash_items(range.start, &batch.results, &mut scratch).unwrap_or(0)
         } else {
-            MapError::RootFailed
+            0
+        };
+        row.chunk_sums.push(sum);
+        if plain_out.is_some() && chunks.len() == 1 {
+            row.chunk_lens.push(plain::bytes(&batch.results).map_or(0, <[u8]>::len) as u64);
+            single = Some(batch.results);
+            continue;
+        }
+        let before = out.len();
+        codec::encode_items(&batch.results, &mut out).unwrap_or_else(|e| {
+            fatal(&format!("results of items {}..{}: {e}", range.start, range.end))
         });
+        row.chunk_lens.push((out.len() - before) as u64);
     }
-    let started = Instant::now();
-    let mut gathered = vec![0u8; total];
-    t.gatherv(&out, lens.as_ref().map(|l| (&mut gathered[..], &l[..])));
-    meter.phases.gather = started.elapsed().as_secs_f64();
-
-    let (Some(rows), Some(lens)) = (rows, lens) else {
-        return Ok(MapStats::of_rank(
-            Schedule::Static,
-            &row,
-            size,
-            map.executor.threads(),
-        ));
+    let out = match single {
+        Some(results) => Results::Plain(results),
+        None => Results::Bytes(out),
     };
-
-    // 6. Hand every chunk to the collector in item order.
-    let started = Instant::now();
-    meter.bytes_gathered = total as u64;
-    meter.chunks = plan.chunks() as u64;
-    meter.largest_chunk = plan.chunk as u64;
-    let mut cursor: Vec<usize> = lens
-        .iter()
-        .scan(0, |at, &l| {
-            *at += l;
-            Some(*at - l)
-        })
-        .collect();
-    let mut own = own.into_iter();
-    for k in 0..plan.chunks() {
-        let (owner, range) = (k % size, plan.range(k));
-        if owner == 0 {
-            let batch = own.next().expect("one batch per own chunk");
-            collector.add_batch(range.start, range.len(), batch, 0);
-        } else {
-            let len = rows[owner].chunk_lens[k / size] as usize;
-            let payload = &gathered[cursor[owner]..cursor[owner] + len];
-            cursor[owner] += len;
-            collector.add_payload(range.start, range.len(), Received::Slice(payload), owner);
-        }
-    }
-    meter.phases.assemble = started.elapsed().as_secs_f64();
-    Ok(MapStats::assemble(
-        Schedule::Static,
-        meter,
-        &rows,
-        map.executor.threads(),
-        collector.checksum(),
-    ))
+    (row, own, out)
 }

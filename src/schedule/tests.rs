@@ -29,13 +29,14 @@ fn map_on<T, K>(
     reorder_limit: usize,
 ) -> Seen<K::Output>
 where
-    T: Serialize + DeserializeOwned + Send + Sync + Clone,
+    T: Serialize + DeserializeOwned + Send + Sync + Clone + 'static,
     K: Task<T>,
-    K::Output: Serialize + DeserializeOwned + Send,
+    K::Output: Serialize + DeserializeOwned + Send + 'static,
 {
     let hosts: Vec<String> = (0..ranks).map(|r| format!("host{r}")).collect();
     let mut seen = loopback::run(ranks, |t| {
         let executor = Executor::new(threads).unwrap();
+        let buffers = crate::buffers::Buffers::default();
         let mut results = Vec::new();
         let mut journal = journal
             .filter(|_| t.is_root())
@@ -55,6 +56,7 @@ where
         let map = Map {
             transport: t,
             executor: &executor,
+            buffers: &buffers,
             input: t.is_root().then_some(items),
             todo,
             options,

@@ -46,6 +46,17 @@ pub trait Transport {
     /// hogging the core while nothing does.
     fn receive(&self, source: Option<usize>, tag: Tag) -> (usize, Vec<u8>);
 
+    /// Point-to-point: like [`Transport::receive`], into `buf` (kept from
+    /// message to message, so a stream of big messages does not fault in
+    /// fresh pages for each); returns the sender and the message's length
+    /// (its bytes are `buf[..len]`).
+    fn receive_into(&self, source: Option<usize>, tag: Tag, buf: &mut Vec<u8>) -> (usize, usize) {
+        let (from, bytes) = self.receive(source, tag);
+        let len = bytes.len();
+        *buf = bytes;
+        (from, len)
+    }
+
     /// Point-to-point: like [`Transport::receive`] when a message has
     /// arrived, else `None` at once.
     fn try_receive(&self, source: Option<usize>, tag: Tag) -> Option<(usize, Vec<u8>)>;

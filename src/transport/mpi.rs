@@ -155,6 +155,35 @@ impl Transport for Mpi {
         }
     }
 
+    fn receive_into(&self, source: Option<usize>, tag: Tag, buf: &mut Vec<u8>) -> (usize, usize) {
+        let mut backoff = Backoff::new();
+        loop {
+            let probed = match source {
+                Some(s) => self
+                    .comm
+                    .process_at_rank(s as Rank)
+                    .immediate_matched_probe_with_tag(tag),
+                None => self.comm.any_process().immediate_matched_probe_with_tag(tag),
+            };
+            if let Some((message, status)) = probed {
+                let len = status.count(u8::equivalent_datatype()) as usize;
+                if buf.len() < len {
+                    // Grown, never shrunk: no zeroing pass over reused bytes.
+                    let mut bigger = Vec::with_capacity(len);
+                    crate::buffers::advise_huge(&mut bigger);
+                    bigger.resize(len, 0);
+                    *buf = bigger;
+                }
+                let mut spare = [0u8; 1];
+                let into = if len == 0 { &mut spare[..0] } else { &mut buf[..len] };
+                let status = message.matched_receive_into(into);
+                return (status.source_rank() as usize, len);
+            }
+            self.progress();
+            backoff.snooze();
+        }
+    }
+
     fn try_receive(&self, source: Option<usize>, tag: Tag) -> Option<(usize, Vec<u8>)> {
         let probed = match source {
             Some(s) => self

@@ -41,9 +41,9 @@ use wordcount::WordCount;
 /// the root never needs all of them at once.
 pub trait Workload: Sync {
     /// What the root hands out.
-    type Item: Serialize + DeserializeOwned + Clone + Send + Sync;
+    type Item: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// What each item maps to.
-    type Output: Serialize + DeserializeOwned + Send;
+    type Output: Serialize + DeserializeOwned + Send + 'static;
     /// What the root folds the results into.
     type Summary: Default;
 
@@ -133,6 +133,13 @@ impl<T: Clone + Send + Sync> Source for Input<'_, T> {
         match self {
             Input::Items(items) => f(&items[range]),
             Input::Generated(g) => g.with_range(range, f),
+        }
+    }
+
+    fn as_slice(&self, range: Range<usize>) -> Option<&[T]> {
+        match self {
+            Input::Items(items) => Some(&items[range]),
+            Input::Generated(_) => None,
         }
     }
 
