@@ -170,6 +170,8 @@ pub struct Collector<'j, U, S> {
     /// Failed items of complete chunks (left out under `skip`).
     skipped: usize,
     journal: Option<&'j mut Journal>,
+    /// Counters for whoever follows the map.
+    progress: Option<&'j crate::progress::Progress>,
     /// The first failed journal write: journaling stops, the map winds down.
     journal_error: Option<crate::journal::JournalError>,
     sink: S,
@@ -198,6 +200,7 @@ where
             handed: 0,
             skipped: 0,
             journal,
+            progress: None,
             journal_error: None,
             sink,
             scratch: Vec::new(),
@@ -212,6 +215,19 @@ where
             collector.place(start, entry.count, Held::Journaled(entry));
         }
         collector
+    }
+
+    /// Counts arriving chunks in `progress`.
+    pub fn with_progress(mut self, progress: Option<&'j crate::progress::Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Counts a chunk that arrived.
+    fn count(&self, rank: usize, count: usize, failed: usize) {
+        if let Some(p) = self.progress {
+            p.chunk(rank, count, failed);
+        }
     }
 
     /// Items handed on plus failed items skipped: what the map has accounted for.
@@ -316,6 +332,7 @@ where
         if let Some(arrival) = self.incomplete(&outcome, rank) {
             return arrival;
         }
+        self.count(rank, count, outcome.failures.len());
         self.journal(start, count, rank, payload.bytes());
         if self.ordered && start != self.next {
             let (bytes, at) = payload.into_owned();
@@ -353,6 +370,7 @@ where
         }
         let needs_payload = self.journal.is_some() || (self.ordered && start != self.next);
         if !needs_payload {
+            self.count(rank, count, outcome.failures.len());
             self.take_results(start, count, outcome, results, sum, rank);
             self.drain();
             return Arrival::Taken;
@@ -383,7 +401,9 @@ where
         };
         let count: usize = parts.iter().map(|p| p.count).sum();
         let bytes: usize = parts.iter().map(|p| p.bytes).sum();
-        let contiguous = parts.windows(2).all(|w| w[0].start + w[0].count == w[1].start);
+        let contiguous = parts
+            .windows(2)
+            .all(|w| w[0].start + w[0].count == w[1].start);
         let Some(size) = codec::plain::size::<U>() else {
             return false;
         };
@@ -399,6 +419,9 @@ where
         for part in parts {
             let slice = &region[at..at + part.bytes];
             at += part.bytes;
+            if let Some(p) = self.progress {
+                p.chunk(part.rank, part.count, 0);
+            }
             let sum = part
                 .sum
                 .or_else(|| codec::hash_encoded::<U>(part.start, slice))
@@ -433,6 +456,7 @@ where
         if let Some(arrival) = self.incomplete(&batch.outcome, rank) {
             return arrival;
         }
+        self.count(rank, count, batch.outcome.failures.len());
         if self.journal.is_some() && self.journal_error.is_none() {
             let mut payload = Vec::new();
             batch.outcome.encode(&mut payload);
@@ -454,6 +478,7 @@ where
         }
         self.aborted = true;
         self.record_failures(outcome, rank);
+        self.count(rank, 0, outcome.failures.len());
         Some(Arrival::Failed)
     }
 
@@ -472,11 +497,18 @@ where
         if self.journal_error.is_some() {
             return;
         }
-        if let Some(journal) = self.journal.as_deref_mut()
-            && let Err(e) = journal.append(start, count, rank, payload)
-        {
-            self.journal_error = Some(e);
-            interrupt::stop();
+        if let Some(journal) = self.journal.as_deref_mut() {
+            match journal.append(start, count, rank, payload) {
+                Ok(()) => {
+                    if let Some(p) = self.progress {
+                        p.journaled(count);
+                    }
+                }
+                Err(e) => {
+                    self.journal_error = Some(e);
+                    interrupt::stop();
+                }
+            }
         }
     }
 
@@ -688,6 +720,7 @@ mod tests {
             stopped_by: 0,
             per_thread: Vec::new(),
             sum: None,
+            runs: Vec::new(),
         }
     }
 
@@ -739,7 +772,13 @@ mod tests {
             complete: true,
             failures: vec![(1, "bad".into())],
         };
-        c.add_payload(0, 3, Received::Slice(&payload(&outcome, &[10, 12])), None, 1);
+        c.add_payload(
+            0,
+            3,
+            Received::Slice(&payload(&outcome, &[10, 12])),
+            None,
+            1,
+        );
         c.add_batch(3, 2, batch(vec![13], vec![(3, "worse".into())], true), 0);
         assert_eq!(c.accounted(), 5);
         assert_eq!(c.failures().len(), 2);

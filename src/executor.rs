@@ -39,6 +39,24 @@ pub struct Batch<U> {
     pub per_thread: Vec<u64>,
     /// The results' checksum share, once computed (see `codec::hash_items`).
     pub sum: Option<u64>,
+    /// With several compute threads: which thread mapped which run of
+    /// items when (for `trace`; a few per chunk, so always kept).
+    pub runs: Vec<ThreadRun>,
+}
+
+/// A run of items one compute thread mapped.
+#[derive(Clone, Debug)]
+pub struct ThreadRun {
+    /// The thread (0: the caller).
+    pub thread: usize,
+    /// Its first item.
+    pub first: usize,
+    /// How many items.
+    pub count: usize,
+    /// When it started.
+    pub start: Instant,
+    /// When it ended.
+    pub end: Instant,
 }
 
 impl<U> Batch<U> {
@@ -50,6 +68,7 @@ impl<U> Batch<U> {
             stopped_by: 0,
             per_thread: Vec::new(),
             sum: None,
+            runs: Vec::new(),
         }
     }
 
@@ -61,6 +80,7 @@ impl<U> Batch<U> {
             stopped_by: 0,
             per_thread: Vec::new(),
             sum: None,
+            runs: Vec::new(),
         }
     }
 }
@@ -170,14 +190,15 @@ impl Executor {
     }
 
     /// Maps `chunk` with `task`; `between`, when given, is called on this
-    /// thread between its batches (the root polls MPI there).
+    /// thread between its batches (the root polls MPI there) with how many
+    /// of the chunk's items are mapped (or claimed by a thread) so far.
     pub fn run<T, K, I>(
         &self,
         task: &K,
         states: &States<K::State>,
         policy: OnError,
         chunk: Chunk<'_, T, I>,
-        between: Option<&mut dyn FnMut()>,
+        between: Option<&mut dyn FnMut(usize)>,
     ) -> Batch<K::Output>
     where
         T: Send,
@@ -185,8 +206,8 @@ impl Executor {
         K::Output: Send,
         I: Iterator<Item = T> + Send,
     {
-        let mut idle = || {};
-        let (pausing, between): (bool, &mut dyn FnMut()) = match between {
+        let mut idle = |_| {};
+        let (pausing, between): (bool, &mut dyn FnMut(usize)) = match between {
             Some(b) => (true, b),
             None => (false, &mut idle),
         };
@@ -220,7 +241,7 @@ impl Executor {
         policy: OnError,
         chunk: Chunk<'_, T, I>,
         pausing: bool,
-        between: &mut dyn FnMut(),
+        between: &mut dyn FnMut(usize),
     ) -> Batch<K::Output>
     where
         T: Send,
@@ -247,7 +268,7 @@ impl Executor {
         helpers.in_place_scope(|scope| {
             for thread in 1..self.threads {
                 let (shared, run, states) = (&shared, &run, states);
-                scope.spawn(move |_| shared.work(run, states, thread, false, &mut || {}));
+                scope.spawn(move |_| shared.work(run, states, thread, false, &mut |_| {}));
             }
             shared.work(&run, states, 0, pausing, between);
         });
@@ -273,7 +294,7 @@ impl<T, K: Task<T>> Run<'_, T, K> {
         items: &mut It,
         batch: &mut Batch<K::Output>,
         mut pacer: Option<&mut Pacer>,
-        between: &mut dyn FnMut(),
+        between: &mut dyn FnMut(usize),
         stop: Option<&AtomicBool>,
     ) {
         if self.task.batched() {
@@ -318,7 +339,7 @@ impl<T, K: Task<T>> Run<'_, T, K> {
                     if let Some(pacer) = pacer.as_deref_mut() {
                         pacer.adapt(started.elapsed());
                     }
-                    between();
+                    between(batch.results.len() + batch.outcome.failures.len());
                 }
                 Stop::Signal(signal) => {
                     batch.outcome.complete = false;
@@ -445,6 +466,7 @@ impl<T, K: Task<T>> Run<'_, T, K> {
 struct Segment<U> {
     offset: usize,
     batch: Batch<U>,
+    run: ThreadRun,
 }
 
 /// What the threads of one chunk share.
@@ -472,13 +494,18 @@ where
         states: &States<K::State>,
         thread: usize,
         pausing: bool,
-        between: &mut dyn FnMut(),
+        between: &mut dyn FnMut(usize),
     ) where
         K: Task<T, Output = U>,
     {
         let mut slot = states.slots[thread].lock().expect("state lock");
         let state = slot.get_or_insert_with(|| run.task.init(thread));
         let mut pacer = Pacer::new();
+        // `between` learns the chunk's claimed items, not this run's.
+        let mut between = |_: usize| {
+            let claimed = self.items.lock().expect("items lock").1;
+            between(claimed);
+        };
         while !self.stop.load(Ordering::Relaxed) {
             let (claimed, offset) = {
                 let mut items = self.items.lock().expect("items lock");
@@ -496,6 +523,7 @@ where
                 (claimed, offset)
             };
             let mut batch = Batch::new(claimed.len());
+            let started = Instant::now();
             let mut claimed = claimed.into_iter();
             let pacer = pausing.then_some(&mut pacer);
             run.map(
@@ -503,10 +531,17 @@ where
                 &mut claimed,
                 &mut batch,
                 pacer,
-                between,
+                &mut between,
                 Some(&self.stop),
             );
             let mapped = batch.results.len() + batch.outcome.failures.len();
+            let span = ThreadRun {
+                thread,
+                first: run.first + offset,
+                count: mapped,
+                start: started,
+                end: Instant::now(),
+            };
             self.per_thread[thread].fetch_add(mapped as u64, Ordering::Relaxed);
             if !batch.outcome.complete {
                 self.stop.store(true, Ordering::Relaxed);
@@ -514,10 +549,11 @@ where
                     self.signal.store(batch.stopped_by, Ordering::Relaxed);
                 }
             }
-            self.segments
-                .lock()
-                .expect("segments lock")
-                .push(Segment { offset, batch });
+            self.segments.lock().expect("segments lock").push(Segment {
+                offset,
+                batch,
+                run: span,
+            });
         }
     }
 
@@ -527,7 +563,13 @@ where
         segments.sort_by_key(|s| s.offset);
         let mut batch = Batch::new(count);
         let mut covered = 0;
-        for Segment { offset, batch: b } in segments {
+        for Segment {
+            offset,
+            batch: b,
+            run,
+        } in segments
+        {
+            batch.runs.push(run);
             if offset != covered || !b.outcome.complete {
                 batch.outcome.complete = false;
             }
@@ -575,7 +617,7 @@ mod tests {
             let task = Func(|x: u64| x * 3);
             let states = States::new(threads);
             let mut polls = 0;
-            let mut poll = || polls += 1;
+            let mut poll = |_| polls += 1;
             let b = ex.run(
                 &task,
                 &states,

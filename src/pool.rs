@@ -40,6 +40,17 @@ pub enum PoolError {
     },
 }
 
+/// What the root may attach to a map besides its sink (other ranks pass
+/// the default).
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Append every complete chunk here, and take the chunks it already
+    /// holds from it instead of mapping them again.
+    pub journal: Option<&'a mut Journal>,
+    /// Counters to follow the map by, from another thread.
+    pub progress: Option<&'a crate::progress::Progress>,
+}
+
 /// The outcome of one map.
 #[derive(Debug)]
 pub struct Mapped<U> {
@@ -313,16 +324,17 @@ impl Pool {
         F: Fn(T) -> U + Sync,
         S: FnMut(usize, U),
     {
-        self.map_task(input, options, &Func(f), None, FnSink(sink))
+        self.map_task(input, options, &Func(f), Hooks::default(), FnSink(sink))
     }
 
     /// Collective: the general map. Applies `task` (see [`crate::Task`]:
     /// state per thread, fallible items, items that wait on other processes)
     /// and hands each result to `sink` on the root, in `options.order`. With
-    /// a journal (root only; the others pass `None`), every complete chunk
-    /// is appended to it as it arrives, and chunks it already holds are not
-    /// computed again but handed to `sink` from the file, so a resumed run
-    /// gives the same results and checksum as an uninterrupted one.
+    /// a journal in `hooks` (root only), every complete chunk is appended to
+    /// it as it arrives, and chunks it already holds are not computed again
+    /// but handed to `sink` from the file, so a resumed run gives the same
+    /// results and checksum as an uninterrupted one; with a
+    /// [`crate::progress::Progress`], the root counts as results arrive.
     ///
     /// # Errors
     /// As [`Pool::map_with`].
@@ -331,7 +343,7 @@ impl Pool {
         input: Option<&I>,
         options: &MapOptions,
         task: &K,
-        journal: Option<&mut Journal>,
+        hooks: Hooks<'_>,
         sink: S,
     ) -> Result<MapStats, MapError>
     where
@@ -352,6 +364,7 @@ impl Pool {
         }
         crate::interrupt::clear_stop();
         crate::interrupt::set_deadline(options.deadline);
+        let Hooks { journal, progress } = hooks;
         let total = input.map_or(0, Source::len);
         // The root maps only what the journal does not hold yet.
         let todo = match (&journal, input) {
@@ -359,7 +372,20 @@ impl Pool {
             (None, Some(_)) => std::iter::once(0..total).collect(),
             (_, None) => Vec::new(),
         };
-        let mut collector = Collector::new(options.order == Order::Input, journal, sink);
+        if let Some(p) = progress.filter(|_| self.is_root()) {
+            p.start(
+                total,
+                journal.as_ref().map_or(0, |j| j.done_items()),
+                self.size(),
+            );
+        }
+        if options.trace {
+            // The ranks' clocks start together (to within the barrier).
+            self.transport.barrier();
+        }
+        let progress = progress.filter(|_| self.is_root());
+        let mut collector =
+            Collector::new(options.order == Order::Input, journal, sink).with_progress(progress);
         let map = Map {
             transport: &self.transport,
             executor: &self.executor,
@@ -369,8 +395,14 @@ impl Pool {
             options,
             task,
             reorder_limit: schedule::REORDER_LIMIT_BYTES,
+            progress,
+            started: std::time::Instant::now(),
         };
-        let stats = schedule::run(map, &mut collector)?;
+        let stats = schedule::run(map, &mut collector);
+        if let Some(p) = progress {
+            p.finish();
+        }
+        let stats = stats?;
         if !self.is_root() {
             return Ok(stats);
         }
@@ -392,7 +424,7 @@ impl Pool {
     {
         let total = input.map_or(0, Source::len);
         let mut sink = Collect::new(options.order, total);
-        let stats = self.map_task(input, options, task, None, &mut sink)?;
+        let stats = self.map_task(input, options, task, Hooks::default(), &mut sink)?;
         let results = sink.results();
         Ok(Mapped {
             results: self.is_root().then_some(results),
@@ -536,7 +568,11 @@ impl<U> Collect<U> {
         Collect {
             ordered,
             // Reserved at once: no reallocation copies of a growing result.
-            results: crate::buffers::vec_with_capacity(if ordered { total.min(1 << 30) } else { 0 }),
+            results: crate::buffers::vec_with_capacity(if ordered {
+                total.min(1 << 30)
+            } else {
+                0
+            }),
             slots: Vec::new(),
         }
     }
@@ -573,7 +609,8 @@ impl<U> Sink<U> for Collect<U> {
                 // (mremap for big blocks) makes room for the rest.
                 let room = self.results.capacity();
                 self.results = results;
-                self.results.reserve(room.saturating_sub(self.results.len()));
+                self.results
+                    .reserve(room.saturating_sub(self.results.len()));
                 crate::buffers::advise_huge(&mut self.results);
             } else {
                 self.results.extend(results);

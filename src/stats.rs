@@ -178,6 +178,9 @@ pub struct MapStats {
     /// The signal that stopped the map early (its number), if one did.
     #[serde(skip)]
     pub stopped_by: Option<u64>,
+    /// Every rank's spans (root), when the map was traced.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::Trace>,
 }
 
 /// What the root measures while a map runs; see [`MapStats::assemble`].
@@ -267,6 +270,7 @@ impl MapStats {
             skipped: Vec::new(),
             reorder_peak_bytes: 0,
             stopped_by,
+            trace: None,
         }
     }
 

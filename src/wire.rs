@@ -136,7 +136,10 @@ impl Done<'_> {
     /// the caller appends the payload and then calls [`Done::finish`].
     pub fn header(range: &Range<usize>, capacity: usize) -> Vec<u8> {
         let mut out = crate::buffers::vec_with_capacity(DONE_HEAD + capacity);
-        put(&mut out, &[range.start as u64, range.len() as u64, 0, 0, 0, 0]);
+        put(
+            &mut out,
+            &[range.start as u64, range.len() as u64, 0, 0, 0, 0],
+        );
         out
     }
 
@@ -330,7 +333,11 @@ impl Row {
         };
         let field = |i: usize| u64_at(bytes, 8 * i).ok_or_else(bad);
         let (n, m, s) = (field(5)? as usize, field(6)? as usize, field(7)? as usize);
-        let words = |from: usize, count: usize| (0..count).map(|k| field(from + k)).collect::<Result<Vec<u64>, _>>();
+        let words = |from: usize, count: usize| {
+            (0..count)
+                .map(|k| field(from + k))
+                .collect::<Result<Vec<u64>, _>>()
+        };
         let end = 8 * (9 + n + m + s);
         Ok(Row {
             items: field(0)?,
@@ -424,7 +431,10 @@ mod tests {
             },
         };
         assert_eq!(Row::parse(&row.encode()).unwrap(), row);
-        assert_eq!(row.outcomes().unwrap(), [Outcome::complete(), Outcome::default()]);
+        assert_eq!(
+            row.outcomes().unwrap(),
+            [Outcome::complete(), Outcome::default()]
+        );
         assert!(is_ok(&verdict(true)) && !is_ok(&verdict(false)));
     }
 

@@ -184,6 +184,8 @@ submit J_BAD -v "${VBIN}WORKLOAD=square,ITEMS=notanumber" pbs/map.pbs
 submit J_SCALE -v "${VBIN}WORKLOAD=square,ITEMS=100000,MAX_RPN=4" pbs/scaling.pbs
 submit J_ARR -t 1-4 -v "${VBIN}WORKLOAD=primes,LIMIT=1000000" pbs/array.pbs
 submit J_ARR3 -t 1-3 -v "${VBIN}WORKLOAD=square,ITEMS=1000" pbs/array.pbs
+# ~3 s of work, a progress line every 0.5 s: the batch job's default is lines.
+submit J_PROG -v "${VBIN}WORKLOAD=spin,ITEMS=15000,MICROS=300,SCHEDULE=dynamic,EXTRA_ARGS=--progress-interval=0.5" pbs/map.pbs
 if [ -n "$J_SQ" ]; then
     check "qstat lists job $J_SQ" qstat_lists "$J_SQ"
 fi
@@ -468,7 +470,7 @@ wait_done() {
     done
     return 1
 }
-if wait_done "$J_SQ" "$J_PR" "$J_OVER" "$J_BAD" "$J_SCALE" "$J_ARR" "$J_ARR3"; then
+if wait_done "$J_SQ" "$J_PR" "$J_OVER" "$J_BAD" "$J_SCALE" "$J_ARR" "$J_ARR3" "$J_PROG"; then
     ok "all submitted jobs finished (squeue/scontrol)"
 else
     not_ok "all submitted jobs finished before the deadline" "$(timeout 10 squeue 2>&1)"
@@ -496,6 +498,15 @@ if [ -n "$J_SQ" ]; then
         "$(json "$F" 1 workload ranks nodes hosts.0 part 2>&1)"
     check "map.pbs square: record has answer.text, checksum, wall_s, threads, phases" \
         no_nulls "$F" 1 answer.text checksum wall_s threads phases
+fi
+# map.pbs in a batch job: periodic progress lines in the output file, no bar
+if [ -n "$J_PROG" ]; then
+    O=$(job_out "$J_PROG")
+    check_eq "map.pbs progress: job state" COMPLETED "$(states "$J_PROG")"
+    n=$(grep -c '^hpcmap: progress .*/15000 items), .*items/s' "$O" 2>/dev/null || true)
+    check "map.pbs progress: the output file has periodic progress lines ($n)" test "${n:-0}" -ge 3
+    check "map.pbs progress: no bar escape sequences in the file" bash -c "! grep -q $'\e' '$O'"
+    check "map.pbs progress: the answer follows" grep -q "^answer: 15000 items" "$O"
 fi
 # map.pbs, primes
 if [ -n "$J_PR" ]; then

@@ -45,13 +45,15 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchArgs),
     /// Strong- and weak-scaling tables (and charts) from the records that
-    /// `run --json` wrote; no MPI needed.
+    /// `--json` wrote, or a timeline from `--timeline FILE.json` drawn
+    /// again; no MPI needed.
     Report {
-        /// JSON-lines files of run records.
+        /// JSON-lines files of run records, or one timeline (.json).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also draw the charts (wall time, efficiency, phases) into one
-        /// 1200x900 image; the extension (.png or .svg) picks the format.
+        /// 1200x900 image, or the timeline (one row per rank and thread);
+        /// the extension (.png or .svg) picks the format.
         #[arg(long)]
         plot: Option<PathBuf>,
         /// Print GitHub markdown tables instead of plain text.

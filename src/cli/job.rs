@@ -15,15 +15,18 @@ use serde::{Serialize, de::DeserializeOwned};
 use tracing::info;
 
 use crate::cli::Exit;
+use crate::cli::follow::{Follow, Follower, ProgressMode, State, StatusFile};
 use crate::cli::netmodel::Hockney;
 use crate::cli::outputs::{Output, Records};
 use crate::cli::record::{Answer, RunRecord};
 use crate::cli::render::text;
 use crate::cli::settings::{Part, Settings};
+use crate::cli::timeline::{Facts, TimelineFile};
 use crate::journal::Journal;
+use crate::progress::Progress;
 use crate::stats::ItemFailure;
 use crate::task::Task;
-use crate::{MapError, Pool, Sink, Source};
+use crate::{Hooks, MapError, Pool, Sink, Source};
 
 /// What one map of the command maps and how its results are kept.
 pub trait Job: Sync {
@@ -141,6 +144,8 @@ struct Prepared<J: Job> {
     output: Option<Output>,
     results: Option<Output>,
     log: Option<Box<dyn ItemLog<J::Output>>>,
+    status: Option<StatusFile>,
+    timeline: Option<TimelineFile>,
 }
 
 /// Root only: the journal first (a busy journal refuses the run before it
@@ -182,6 +187,16 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         (None, false) => None,
     };
     let log = job.item_log(settings.resume, hosts)?;
+    let status = settings
+        .status
+        .as_deref()
+        .map(|path| StatusFile::open(path, job.name(), settings.journal.clone(), hosts))
+        .transpose()?;
+    let timeline = settings
+        .timeline
+        .as_deref()
+        .map(TimelineFile::create)
+        .transpose()?;
     let prepare_s = start.elapsed().as_secs_f64();
     info!(items = input.len(), seconds = prepare_s, "input ready");
     Ok(Prepared {
@@ -193,6 +208,8 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         output,
         results,
         log,
+        status,
+        timeline,
     })
 }
 
@@ -302,8 +319,32 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
         written: 0,
         checksum: None,
     };
+    let follow = prepared.as_mut().map(|p| Follow {
+        mode: ProgressMode::resolve(settings.progress, settings.quiet),
+        interval: settings.progress_interval,
+        status: p.status.take(),
+        hidden: false,
+    });
     let input = prepared.as_ref().map(|p| &p.input);
-    let mapped = pool.map_task(input, &options, &task, journal.as_mut(), &mut sink);
+    let follow = follow.filter(|f| f.mode != ProgressMode::None || f.status.is_some());
+    let progress = Progress::new();
+    let mapped = std::thread::scope(|scope| {
+        let follower = follow.map(|f| Follower::start(scope, f, &progress));
+        let hooks = Hooks {
+            journal: journal.as_mut(),
+            progress: follower.as_ref().map(|_| &progress),
+        };
+        let mapped = pool.map_task(input, &options, &task, hooks, &mut sink);
+        if let Some(follower) = follower {
+            follower.stop(match &mapped {
+                _ if sink.write_error.is_some() => State::Failed,
+                Ok(_) => State::Done,
+                Err(MapError::Interrupted { .. }) => State::Interrupted,
+                Err(_) => State::Failed,
+            });
+        }
+        mapped
+    });
     drop(task); // workers end with the map
     if let Some((what, e)) = sink.write_error.take() {
         let path = match what.as_str() {
@@ -324,9 +365,14 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
     );
-    let Some(prepared) = prepared else {
+    let Some(mut prepared) = prepared else {
         return Ok(());
     };
+    if let (Some(file), Some(trace)) = (prepared.timeline.take(), &stats.trace) {
+        let path = settings.timeline.as_deref().unwrap_or(Path::new("?"));
+        file.write(trace, &Facts::of(job.name(), &stats, pool.hosts()))
+            .with_context(|| format!("cannot write the timeline {}", path.display()))?;
+    }
     if let Some(file) = sink.results.take() {
         file.finish()?;
     }

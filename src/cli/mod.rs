@@ -16,6 +16,7 @@ pub mod args;
 pub mod bench;
 pub mod deadline;
 pub mod exec;
+pub mod follow;
 pub mod job;
 pub mod logging;
 pub mod netmodel;
@@ -26,6 +27,7 @@ pub mod render;
 pub mod report;
 pub mod scaling;
 pub mod settings;
+pub mod timeline;
 pub mod workloads;
 
 use std::process::ExitCode;

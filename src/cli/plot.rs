@@ -22,6 +22,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use super::outputs::Output;
 use super::render::human_seconds;
 use super::scaling::{Config, Kind, Report, Series};
 
@@ -29,7 +30,7 @@ use super::scaling::{Config, Kind, Report, Series};
 pub const SIZE: (u32, u32) = (1200, 900);
 
 /// Colors of the phases, in the order of [`super::scaling::PhaseTimes::named`].
-const PHASE_COLORS: [RGBColor; 6] = [
+pub const PHASE_COLORS: [RGBColor; 6] = [
     RGBColor(0x99, 0x99, 0x99),
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -99,16 +100,60 @@ impl Format {
     }
 }
 
+/// A picture that can be drawn on any plotters backend.
+pub trait Picture {
+    /// Its size in pixels (SVG units).
+    fn size(&self) -> (u32, u32);
+
+    /// Draws it on `area`.
+    ///
+    /// # Errors
+    /// When drawing fails.
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> anyhow::Result<()>;
+}
+
+/// Draws `picture` in memory and writes it to `out` (which appears whole
+/// at its path, like every output).
+///
+/// # Errors
+/// When drawing fails or the file cannot be written.
+pub fn render(picture: &impl Picture, mut out: Output, format: Format) -> anyhow::Result<()> {
+    register_fonts()?;
+    let (w, h) = picture.size();
+    match format {
+        Format::Png => {
+            let mut rgb = vec![0u8; 3 * w as usize * h as usize];
+            picture.draw(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area())?;
+            let mut encoder = png::Encoder::new(out.writer(), w, h);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.write_header()?.write_image_data(&rgb)?;
+        }
+        Format::Svg => {
+            let mut svg = String::new();
+            picture.draw(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area())?;
+            out.writer().write_all(svg.as_bytes())?;
+        }
+    }
+    out.finish()
+}
+
+impl Picture for Report {
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        panels(area, self)
+    }
+}
+
 /// Draws the three panels of `report` into `path`.
 ///
 /// # Errors
 /// When the file cannot be written or drawing fails.
 pub fn draw(report: &Report, path: &Path, format: Format) -> anyhow::Result<()> {
-    register_fonts()?;
-    match format {
-        Format::Png => panels(BitMapBackend::new(path, SIZE).into_drawing_area(), report),
-        Format::Svg => panels(SVGBackend::new(path, SIZE).into_drawing_area(), report),
-    }
+    render(report, Output::create(path)?, format)
 }
 
 /// Makes DejaVu Sans plotters' "sans-serif" (the family every label uses).
@@ -125,7 +170,7 @@ fn register_fonts() -> anyhow::Result<()> {
 }
 
 /// Plotters' errors carry the backend's error type; text is all we need.
-fn fail<E: std::fmt::Display>(e: E) -> anyhow::Error {
+pub fn fail<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("{e}")
 }
 
@@ -283,7 +328,8 @@ fn rank_label(x: &f64) -> String {
     format!("{}", x.exp2().round())
 }
 
-fn caption_font() -> TextStyle<'static> {
+/// The font of chart titles.
+pub fn caption_font() -> TextStyle<'static> {
     ("sans-serif", 22).into_font().style(FontStyle::Bold).into()
 }
 

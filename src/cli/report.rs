@@ -1,5 +1,6 @@
 //! `hpcmap report`: the scaling tables (and charts) of the records that
-//! `run --json` appended. Reading them needs no MPI.
+//! `--json` appended, or a `--timeline` drawn again. Reading them needs no
+//! MPI.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use anyhow::{Context, bail};
 use super::plot;
 use super::record::parse_records;
 use super::scaling::{Report, reduce};
+use super::timeline;
 
 /// Prints the scaling tables of the records in `files` to stdout and, with
 /// `plot`, draws the charts into that file (`.png` or `.svg`).
@@ -21,6 +23,21 @@ pub fn run(files: &[PathBuf], plot: Option<&Path>, markdown: bool) -> anyhow::Re
     let format = plot.map(plot::Format::of).transpose()?;
     if files.is_empty() {
         bail!("no record files given");
+    }
+    // A timeline (from --timeline FILE.json) is drawn again, not tabulated.
+    if files.iter().any(|f| timeline::is_timeline(f)) {
+        let [file] = files else {
+            bail!("give one timeline at a time (with --plot)");
+        };
+        let Some(image) = plot else {
+            bail!(
+                "{} is a timeline: add --plot FILE.png or FILE.svg to draw it",
+                file.display()
+            );
+        };
+        timeline::redraw(file, image)?;
+        eprintln!("hpcmap: timeline drawn into {}", image.display());
+        return Ok(());
     }
     let mut records = Vec::new();
     for file in files {

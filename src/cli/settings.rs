@@ -7,6 +7,7 @@ use clap::Args;
 use clap::builder::TypedValueParser;
 
 use crate::cli::deadline::{self, Deadline};
+use crate::cli::follow::ProgressMode;
 use crate::cli::netmodel::Hockney;
 use crate::cli::outputs::check_distinct;
 use crate::{MapOptions, OnError, Order, Schedule};
@@ -86,6 +87,44 @@ pub struct MapArgs {
     /// left), `+DURATION` (+90m), `@EPOCH` or `YYYY-MM-DDTHH:MM[:SS]`.
     #[arg(long, global = true, value_name = "TIME", value_parser = deadline::parse)]
     pub deadline: Option<Deadline>,
+
+    /// Show progress on stderr (root): `bar` (redrawn in place, cleared at
+    /// the end), `lines` (one line per --progress-interval, for job output
+    /// files) or `none`; `--progress` alone is `bar` [default: a bar when
+    /// stderr, or mpirun's, is a terminal; lines in a Slurm or PBS batch
+    /// job; else none; none with --quiet].
+    #[arg(long, global = true, value_name = "MODE", num_args = 0..=1, default_missing_value = "bar",
+          require_equals = true, value_parser = parse_progress)]
+    pub progress: Option<ProgressMode>,
+
+    /// Seconds between progress lines.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30.0,
+          value_parser = parse_interval)]
+    pub progress_interval: f64,
+
+    /// Keep FILE a JSON document of the run's state (items done and failed,
+    /// rate, ETA, per-rank items and idle time, the journal), rewritten
+    /// whole every 2 s and at the end ("state": done, interrupted, failed).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub status: Option<PathBuf>,
+
+    /// Record where each rank's time went (compute per chunk and thread,
+    /// serialize, send, receive, assemble, wait) and write it to FILE:
+    /// .json (Chrome trace events: Perfetto, chrome://tracing; `hpcmap
+    /// report FILE.json --plot X.png` draws it), .svg or .png (drawn).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+}
+
+fn parse_progress(s: &str) -> Result<ProgressMode, String> {
+    s.parse()
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between 0.1 and 86400, got '{s}'")),
+    }
 }
 
 /// Part `index` (1-based) of `count` contiguous parts.
@@ -150,6 +189,14 @@ pub struct Settings {
     pub part: Option<Part>,
     /// When the map must end.
     pub deadline: Option<Deadline>,
+    /// `--progress`, if given.
+    pub progress: Option<ProgressMode>,
+    /// Between progress lines.
+    pub progress_interval: std::time::Duration,
+    /// The status file.
+    pub status: Option<PathBuf>,
+    /// The timeline file.
+    pub timeline: Option<PathBuf>,
 }
 
 impl MapArgs {
@@ -171,6 +218,11 @@ impl MapArgs {
         outputs.extend(self.json.as_deref().map(|p| ("--json", p)));
         outputs.extend(self.network.as_deref().map(|p| ("--network", p)));
         outputs.extend(journal.as_deref().map(|p| ("--journal", p)));
+        outputs.extend(self.status.as_deref().map(|p| ("--status", p)));
+        outputs.extend(self.timeline.as_deref().map(|p| ("--timeline", p)));
+        if let Some(path) = &self.timeline {
+            crate::cli::timeline::Format::of(path).map_err(|e| e.to_string())?;
+        }
         // Inputs may repeat (a file counted twice is not clobbered); each
         // against every output, and the outputs among themselves.
         let (inputs, own_outputs): (Vec<_>, Vec<_>) = files
@@ -197,6 +249,7 @@ impl MapArgs {
                     Order::Input
                 },
                 deadline: None, // set on every rank as the map starts
+                trace: self.timeline.is_some(),
             },
             threads: usize::from(self.threads),
             json: self.json.clone(),
@@ -211,6 +264,10 @@ impl MapArgs {
             },
             part: self.part,
             deadline: self.deadline,
+            progress: self.progress,
+            progress_interval: std::time::Duration::from_secs_f64(self.progress_interval),
+            status: self.status.clone(),
+            timeline: self.timeline.clone(),
         })
     }
 }

@@ -69,7 +69,10 @@ impl<T: Serialize> Serialize for Concat<'_, T> {
 }
 
 /// Appends the encodings of `items` to `out`; returns how many bytes were added.
-pub fn encode_items<T: Serialize + 'static>(items: &[T], out: &mut Vec<u8>) -> Result<usize, CodecError> {
+pub fn encode_items<T: Serialize + 'static>(
+    items: &[T],
+    out: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
     if let Some(bytes) = plain::bytes(items) {
         out.extend_from_slice(bytes);
         return Ok(bytes.len());
@@ -154,7 +157,10 @@ impl<T: DeserializeOwned + 'static> Iterator for Decoder<'_, T> {
 ///
 /// # Errors
 /// When the bytes hold fewer items.
-pub fn decode_nth<T: DeserializeOwned + 'static>(bytes: &[u8], skip: usize) -> Result<T, CodecError> {
+pub fn decode_nth<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    skip: usize,
+) -> Result<T, CodecError> {
     if let Some(size) = plain::size::<T>() {
         if (skip + 1) * size > bytes.len() {
             return Err(CodecError::Malformed("the chunk ends early".into()));
@@ -285,7 +291,9 @@ fn hash_plain(first: usize, bytes: &[u8], size: usize) -> u64 {
     bytes
         .chunks_exact(size)
         .enumerate()
-        .fold(0u64, |sum, (k, item)| sum.wrapping_add(item_hash(first + k, item)))
+        .fold(0u64, |sum, (k, item)| {
+            sum.wrapping_add(item_hash(first + k, item))
+        })
 }
 
 /// The checksum share of `items`, the first with index `first`; `scratch`
@@ -395,7 +403,10 @@ mod tests {
     fn plain_and_serde_paths_agree_on_bytes_and_hashes() {
         // u64 is plain; (u32, u32) is not (a tuple), yet both encode to 8 bytes.
         let plain: Vec<u64> = (0..1000).map(|i| i * 7919 + 3).collect();
-        let pairs: Vec<(u32, u32)> = plain.iter().map(|&x| (x as u32, (x >> 32) as u32)).collect();
+        let pairs: Vec<(u32, u32)> = plain
+            .iter()
+            .map(|&x| (x as u32, (x >> 32) as u32))
+            .collect();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         encode_items(&plain, &mut a).unwrap();
         encode_items(&pairs, &mut b).unwrap();

@@ -16,7 +16,9 @@
 #![allow(unsafe_code)]
 
 use std::any::TypeId;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use bytemuck::Pod;
@@ -41,7 +43,9 @@ fn registry() -> &'static RwLock<HashMap<TypeId, usize>> {
 }
 
 /// Registers `T` as plain when its bincode encoding is its memory.
-fn check<T: Pod + Serialize + DeserializeOwned + 'static>(map: &RwLock<HashMap<TypeId, usize>>) -> bool {
+fn check<T: Pod + Serialize + DeserializeOwned + 'static>(
+    map: &RwLock<HashMap<TypeId, usize>>,
+) -> bool {
     let size = size_of::<T>();
     if size == 0 {
         return false;
@@ -53,8 +57,26 @@ fn check<T: Pod + Serialize + DeserializeOwned + 'static>(map: &RwLock<HashMap<T
     if super::encode_value_into(&sample, &mut encoded).is_err() || encoded != pattern {
         return false;
     }
-    map.write().expect("plain registry").insert(TypeId::of::<T>(), size);
+    map.write()
+        .expect("plain registry")
+        .insert(TypeId::of::<T>(), size);
+    GENERATION.fetch_add(1, Ordering::Release);
     true
+}
+
+/// Bumped by every registration: answers cached before it are stale.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Entries of each thread's cache of answers.
+const CACHED: usize = 4;
+
+thread_local! {
+    /// The last types asked about on this thread, with the registry's
+    /// generation at the time and the answer (`usize::MAX`: not plain).
+    /// A map asks per chunk, several times; the registry's lock and hash
+    /// cost more than a small chunk's copy.
+    static CACHE: [Cell<Option<(TypeId, u64, usize)>>; CACHED] = const { [const { Cell::new(None) }; CACHED] };
+    static NEXT: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Makes `T` travel as its bytes: for a user's `#[repr(C)]` struct that
@@ -68,11 +90,30 @@ pub fn register<T: Pod + Serialize + DeserializeOwned + 'static>() -> bool {
 /// The size of `T` when it is plain.
 #[inline]
 pub fn size<T: 'static>() -> Option<usize> {
-    registry()
-        .read()
-        .expect("plain registry")
-        .get(&TypeId::of::<T>())
-        .copied()
+    let id = TypeId::of::<T>();
+    let generation = GENERATION.load(Ordering::Acquire);
+    let hit = CACHE.with(|cache| {
+        cache.iter().find_map(|c| match c.get() {
+            Some((t, g, size)) if t == id && g == generation => Some(size),
+            _ => None,
+        })
+    });
+    let size = hit.unwrap_or_else(|| {
+        let size = registry()
+            .read()
+            .expect("plain registry")
+            .get(&id)
+            .copied()
+            .unwrap_or(usize::MAX);
+        let slot = NEXT.with(|n| {
+            let k = n.get();
+            n.set((k + 1) % CACHED);
+            k
+        });
+        CACHE.with(|cache| cache[slot].set(Some((id, generation, size))));
+        size
+    });
+    (size != usize::MAX).then_some(size)
 }
 
 /// The bytes of `items`, when `T` is plain.
@@ -81,7 +122,9 @@ pub fn bytes<T: 'static>(items: &[T]) -> Option<&[u8]> {
     size::<T>()?;
     // SAFETY: T is Pod (checked at registration, found by its TypeId): no
     // padding, so every byte of the slice is initialised.
-    Some(unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items)) })
+    Some(unsafe {
+        std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
+    })
 }
 
 /// Appends `count` zeroed items to `v` and returns their bytes to be
@@ -97,7 +140,10 @@ pub fn extend_zeroed<T: 'static>(v: &mut Vec<T>, count: usize) -> Option<&mut [u
         let start = v.as_mut_ptr().add(len);
         std::ptr::write_bytes(start, 0, count);
         v.set_len(len + count);
-        Some(std::slice::from_raw_parts_mut(start.cast::<u8>(), count * size_of::<T>()))
+        Some(std::slice::from_raw_parts_mut(
+            start.cast::<u8>(),
+            count * size_of::<T>(),
+        ))
     }
 }
 
@@ -186,6 +232,9 @@ mod tests {
         let mut back: Vec<u64> = vec![9];
         extend(&raw[8..], &mut back);
         assert_eq!(back, [9, 2, u64::MAX]);
-        assert_eq!(read::<u64>(&raw[1..], 0), u64::from_le_bytes(raw[1..9].try_into().unwrap()));
+        assert_eq!(
+            read::<u64>(&raw[1..], 0),
+            u64::from_le_bytes(raw[1..9].try_into().unwrap())
+        );
     }
 }

@@ -41,6 +41,7 @@ use crate::schedule::OnError;
 use crate::source::Source;
 use crate::stats::{MapStats, Meter};
 use crate::task::Task;
+use crate::trace::{LANE_MPI, Phase, Recorder};
 use crate::transport::mpi::Backoff;
 use crate::transport::{self, Transport};
 use crate::wire::{Done, Row, TAG_DONE, TAG_WORK, ToWorker};
@@ -62,11 +63,12 @@ struct LocalChunk<'a, T> {
     items: Box<dyn Iterator<Item = T> + Send + 'a>,
 }
 
-/// What the local worker thread mapped.
+/// What the local worker thread mapped, and when.
 struct LocalDone<U> {
     range: Range<usize>,
     batch: Batch<U>,
-    compute_ns: u64,
+    started: Instant,
+    ended: Instant,
 }
 
 /// The root's ends of the channels to its local worker thread.
@@ -76,7 +78,11 @@ struct Local<'a, T, U> {
 }
 
 /// Runs the root's side of one dynamic or guided map.
-pub fn run<I, T, K, S>(map: Map<'_, I, K>, collector: &mut Collector<'_, K::Output, S>) -> MapStats
+pub fn run<I, T, K, S>(
+    map: Map<'_, I, K>,
+    collector: &mut Collector<'_, K::Output, S>,
+    rec: &mut Recorder,
+) -> MapStats
 where
     I: Source<Item = T> + Sync + ?Sized,
     T: Serialize + DeserializeOwned + Send + 'static,
@@ -113,6 +119,9 @@ where
         own: Row::default(),
         stopped_by: None,
         local: None,
+        rec: std::mem::replace(rec, Recorder::new(false, 0, map.started)),
+        progress: map.progress,
+        idle_since: vec![Some(map.started); t.size()],
     };
     if threaded {
         std::thread::scope(|s| {
@@ -134,7 +143,7 @@ where
             collector,
         );
     }
-    root.finish(map.options.schedule, map.executor.threads(), collector)
+    root.finish(map.options.schedule, map.executor.threads(), collector, rec)
 }
 
 /// The local worker thread: maps the chunks the root sends it, as values.
@@ -169,15 +178,13 @@ fn local_worker<I, T, K>(
         {
             batch.sum = crate::codec::hash_items(range.start, &batch.results, &mut Vec::new()).ok();
         }
-        let compute_ns = started.elapsed().as_nanos() as u64;
-        if outbox
-            .send(LocalDone {
-                range,
-                batch,
-                compute_ns,
-            })
-            .is_err()
-        {
+        let done = LocalDone {
+            range,
+            batch,
+            started,
+            ended: Instant::now(),
+        };
+        if outbox.send(done).is_err() {
             return;
         }
     }
@@ -206,6 +213,10 @@ struct Dispatch<'a, I: ?Sized, T, U> {
     /// The signal that ended the hand-out, if one did.
     stopped_by: Option<u64>,
     local: Option<Local<'a, T, U>>,
+    rec: Recorder,
+    progress: Option<&'a crate::progress::Progress>,
+    /// Since when each rank has had nothing in flight (for `progress`).
+    idle_since: Vec<Option<Instant>>,
 }
 
 impl<'a, I, T, U> Dispatch<'a, I, T, U>
@@ -228,8 +239,9 @@ where
         U: Send,
         S: Sink<U>,
     {
+        let mut now = Instant::now();
         for worker in 1..self.t.size() {
-            self.refill(worker, 0);
+            now = self.refill(worker, 0, now);
         }
         loop {
             self.poll(collector);
@@ -248,25 +260,39 @@ where
                     items: input.items(range.clone()),
                     again: &again,
                 };
+                // Compute is the chunk's time less the polls in between:
+                // one span per stretch between polls.
                 let mut polling = Duration::ZERO;
-                let mut between = || {
+                let (mut stretch, mut mapped, first) = (started, 0, range.start);
+                let mut between = |done: usize| {
                     let t = Instant::now();
+                    let items = first + mapped..first + done;
+                    self.rec.record(LANE_MPI, Phase::Compute, stretch, t, items);
+                    mapped = done;
                     self.poll(collector);
-                    polling += t.elapsed();
+                    stretch = Instant::now();
+                    polling += stretch - t;
                 };
                 let batch = executor.run(task, states, policy, chunk, Some(&mut between));
-                let compute_ns = (started.elapsed().saturating_sub(polling)).as_nanos() as u64;
-                self.accept_own(range, batch, compute_ns, collector);
+                let ended = Instant::now();
+                let items = first + mapped..range.end;
+                self.rec
+                    .record(LANE_MPI, Phase::Compute, stretch, ended, items);
+                let compute_ns = (ended - started).saturating_sub(polling).as_nanos() as u64;
+                let mut now = self.accept_own(range, batch, compute_ns, collector, ended);
                 // Its own chunk may have closed a gap: resume held-back workers.
                 for worker in 1..self.t.size() {
-                    self.refill(worker, collector.buffered_bytes());
+                    now = self.refill(worker, collector.buffered_bytes(), now);
                 }
             } else if self.in_flight.iter().any(|q| !q.is_empty()) {
                 let waiting = Instant::now();
                 let (from, message) = self.t.receive(None, TAG_DONE);
-                self.meter.phases.wait += waiting.elapsed().as_secs_f64();
-                self.accept(from, message, collector);
-                self.refill(from, collector.buffered_bytes());
+                let received = Instant::now();
+                self.meter.phases.wait += (received - waiting).as_secs_f64();
+                self.rec
+                    .record(LANE_MPI, Phase::Wait, waiting, received, 0..0);
+                let done = self.accept(from, message, collector, received);
+                self.refill(from, collector.buffered_bytes(), done);
             } else {
                 return;
             }
@@ -279,19 +305,26 @@ where
         S: Sink<U>,
     {
         loop {
+            let mut now = Instant::now();
             for worker in 0..self.t.size() {
-                self.refill(worker, collector.buffered_bytes());
+                now = self.refill(worker, collector.buffered_bytes(), now);
             }
             if self.in_flight.iter().all(VecDeque::is_empty) {
                 return; // nothing out, so nothing held back: all handed out
             }
             let waiting = Instant::now();
             let mut backoff = Backoff::new();
+            let mut polled = waiting;
             while !self.poll(collector) {
                 backoff.snooze();
+                if self.rec.on() {
+                    polled = Instant::now();
+                }
             }
             // The last poll's own time is not waiting, but too short to matter.
             self.meter.phases.wait += waiting.elapsed().as_secs_f64();
+            self.rec
+                .record(LANE_MPI, Phase::Wait, waiting, polled, 0..0);
         }
     }
 
@@ -360,16 +393,24 @@ where
     }
 
     /// Tops up `worker`'s window (unless `buffered` reorder bytes call for
-    /// back-pressure); stops it when it has nothing left to do.
-    fn refill(&mut self, worker: usize, buffered: usize) {
+    /// back-pressure); stops it when it has nothing left to do. `now` is a
+    /// fresh clock reading; returns the last one (readings are chained
+    /// rather than repeated: at one item per chunk the clock costs as much
+    /// as the root's bookkeeping).
+    fn refill(&mut self, worker: usize, buffered: usize, mut now: Instant) -> Instant {
         let local = worker == 0;
         if local && self.local.is_none() {
-            return; // inline mode: the root maps its own chunks
+            return now; // inline mode: the root maps its own chunks
         }
         while !self.held_back(buffered) && self.wants_more(worker) {
             let Some(range) = self.next_in_time() else {
                 break;
             };
+            if let Some(since) = self.idle_since[worker].take()
+                && let Some(p) = self.progress
+            {
+                p.idle(worker, since.elapsed().as_secs_f64());
+            }
             if let Some(link) = self.local.as_ref().filter(|_| local) {
                 // The input outlives the map; the local worker reads it directly.
                 let input: &'a I = self.input;
@@ -378,7 +419,7 @@ where
                     items: Box::new(input.items(range.clone())),
                 });
             } else {
-                self.send_work(worker, &range);
+                now = self.send_work(worker, &range, now);
             }
             self.in_flight_items[worker] += range.len();
             self.in_flight[worker].push_back(range);
@@ -388,10 +429,11 @@ where
             self.t.send(worker, TAG_WORK, ToWorker::stop());
             self.stopped[worker] = true;
         }
+        now
     }
 
-    fn send_work(&mut self, worker: usize, range: &Range<usize>) {
-        let started = Instant::now();
+    /// Encodes and sends a chunk, starting at `started`; returns when it was sent.
+    fn send_work(&mut self, worker: usize, range: &Range<usize>, started: Instant) -> Instant {
         let room = codec::plain::size::<T>().map_or(0, |s| s * range.len());
         let mut frame = ToWorker::work_header(range, room);
         let encoded = self.input.with_range(range.clone(), |items| {
@@ -401,10 +443,23 @@ where
             fatal(&format!("input items {}..{}: {e}", range.start, range.end));
         }
         let sent = Instant::now();
-        self.meter.phases.serialize += (sent - started).as_secs_f64();
+        let serialized = (sent - started).as_secs_f64();
+        self.meter.phases.serialize += serialized;
         self.meter.bytes_scattered += (frame.len() - ToWorker::WORK_OVERHEAD) as u64;
         self.t.send(worker, TAG_WORK, frame);
-        self.meter.phases.scatter += sent.elapsed().as_secs_f64();
+        let done = Instant::now();
+        let sending = (done - sent).as_secs_f64();
+        self.meter.phases.scatter += sending;
+        self.rec.record_for(
+            LANE_MPI,
+            Phase::Serialize,
+            started,
+            serialized,
+            range.clone(),
+        );
+        self.rec
+            .record_for(LANE_MPI, Phase::Send, sent, sending, range.clone());
+        done
     }
 
     /// Takes every result that has arrived, refilling windows; returns
@@ -415,19 +470,32 @@ where
     {
         self.t.progress();
         let mut any = false;
-        loop {
-            let started = Instant::now();
-            let Some((from, message)) = self.t.try_receive(None, TAG_DONE) else {
-                break;
-            };
-            self.meter.phases.gather += started.elapsed().as_secs_f64();
-            self.accept(from, message, collector);
-            self.refill(from, collector.buffered_bytes());
+        let mut started = Instant::now();
+        while let Some((from, message)) = self.t.try_receive(None, TAG_DONE) {
+            let received = Instant::now();
+            let receiving = (received - started).as_secs_f64();
+            self.meter.phases.gather += receiving;
+            self.rec
+                .record_for(LANE_MPI, Phase::Receive, started, receiving, 0..0);
+            let done = self.accept(from, message, collector, received);
+            started = self.refill(from, collector.buffered_bytes(), done);
             any = true;
         }
         while let Some(done) = self.local.as_ref().and_then(|l| l.from.try_recv().ok()) {
-            self.accept_own(done.range, done.batch, done.compute_ns, collector);
-            self.refill(0, collector.buffered_bytes());
+            let compute_ns = (done.ended - done.started).as_nanos() as u64;
+            let lane = crate::trace::LANE_LOCAL;
+            let range = done.range.clone();
+            self.rec
+                .record(lane, Phase::Compute, done.started, done.ended, range);
+            self.rec.threads(&done.batch.runs);
+            let now = self.accept_own(
+                done.range,
+                done.batch,
+                compute_ns,
+                collector,
+                Instant::now(),
+            );
+            self.refill(0, collector.buffered_bytes(), now);
             any = true;
         }
         if let Some(signal) = interrupt::requested() {
@@ -451,7 +519,12 @@ where
     /// Marks the oldest chunk in flight at `rank` as returned; it must be `range`.
     fn returned(&mut self, rank: usize, range: &Range<usize>) {
         match self.in_flight[rank].pop_front() {
-            Some(front) if front == *range => self.in_flight_items[rank] -= range.len(),
+            Some(front) if front == *range => {
+                self.in_flight_items[rank] -= range.len();
+                if self.in_flight[rank].is_empty() && self.progress.is_some() {
+                    self.idle_since[rank] = Some(Instant::now());
+                }
+            }
             other => fatal(&format!(
                 "rank {rank} returned items {range:?}, expected {other:?}"
             )),
@@ -472,8 +545,14 @@ where
         }
     }
 
-    /// Takes one worker's `Done` message.
-    fn accept<S>(&mut self, from: usize, message: Vec<u8>, collector: &mut Collector<'_, U, S>)
+    /// Takes one worker's `Done` message, from `started`; returns when done.
+    fn accept<S>(
+        &mut self,
+        from: usize,
+        message: Vec<u8>,
+        collector: &mut Collector<'_, U, S>,
+        started: Instant,
+    ) -> Instant
     where
         S: Sink<U>,
     {
@@ -490,7 +569,6 @@ where
         self.observe(range.len(), compute_ns);
         self.meter.bytes_gathered += (message.len() - at) as u64;
         self.returned(from, &range);
-        let started = Instant::now();
         let arrival = collector.add_payload(
             range.start,
             range.len(),
@@ -498,18 +576,31 @@ where
             sum,
             from,
         );
-        self.meter.phases.assemble += started.elapsed().as_secs_f64();
+        let done = Instant::now();
+        let assembling = (done - started).as_secs_f64();
+        self.meter.phases.assemble += assembling;
+        self.rec.record_for(
+            LANE_MPI,
+            Phase::Assemble,
+            started,
+            assembling,
+            range.clone(),
+        );
         self.arrived(arrival, range, stopped_by);
+        done
     }
 
-    /// Takes a chunk the root mapped itself (inline or on its local worker).
+    /// Takes a chunk the root mapped itself (inline or on its local
+    /// worker), from `started`; returns when done.
     fn accept_own<S>(
         &mut self,
         range: Range<usize>,
         batch: Batch<U>,
         compute_ns: u64,
         collector: &mut Collector<'_, U, S>,
-    ) where
+        started: Instant,
+    ) -> Instant
+    where
         S: Sink<U>,
     {
         self.observe(range.len(), compute_ns);
@@ -521,10 +612,19 @@ where
         self.own.chunks += 1;
         self.own.compute_ns += compute_ns;
         let stopped_by = batch.stopped_by;
-        let started = Instant::now();
         let arrival = collector.add_batch(range.start, range.len(), batch, 0);
-        self.meter.phases.assemble += started.elapsed().as_secs_f64();
+        let done = Instant::now();
+        let assembling = (done - started).as_secs_f64();
+        self.meter.phases.assemble += assembling;
+        self.rec.record_for(
+            LANE_MPI,
+            Phase::Assemble,
+            started,
+            assembling,
+            range.clone(),
+        );
         self.arrived(arrival, range, stopped_by);
+        done
     }
 
     /// Stops every worker, gathers the rows, builds the stats.
@@ -533,13 +633,23 @@ where
         schedule: Schedule,
         threads: usize,
         collector: &Collector<'_, U, S>,
+        rec: &mut Recorder,
     ) -> MapStats
     where
         S: Sink<U>,
     {
+        let now = Instant::now();
         for worker in 1..self.t.size() {
-            self.refill(worker, 0); // stops any worker that never got work
+            self.refill(worker, 0, now); // stops any worker that never got work
         }
+        if let Some(p) = self.progress {
+            for (rank, since) in self.idle_since.iter().enumerate() {
+                if let Some(since) = since.filter(|_| rank > 0 || self.local.is_some()) {
+                    p.idle(rank, since.elapsed().as_secs_f64());
+                }
+            }
+        }
+        let waiting = Instant::now();
         self.t.flush();
         self.own.wait_ns = (self.meter.phases.wait * 1e9) as u64;
         self.own.stopped_by = self.stopped_by.unwrap_or(0);
@@ -548,6 +658,8 @@ where
             .iter()
             .map(|r| Row::parse(r).unwrap_or_else(|e| fatal(&e.to_string())))
             .collect();
+        self.rec.since(Phase::Wait, waiting, 0..0);
+        *rec = self.rec;
         MapStats::assemble(schedule, self.meter, &rows, threads, collector.checksum())
     }
 }

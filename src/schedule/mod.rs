@@ -24,6 +24,7 @@ use crate::executor::Executor;
 use crate::source::Source;
 use crate::stats::MapStats;
 use crate::task::Task;
+use crate::trace::{Recorder, Trace};
 use crate::transport::Transport;
 
 /// How items are assigned to ranks.
@@ -151,6 +152,9 @@ pub struct MapOptions {
     /// finish in time); the map then ends with [`crate::MapError::Interrupted`].
     /// Each rank's own clock; the command derives it from `--deadline`.
     pub deadline: Option<std::time::Instant>,
+    /// Record where the time goes (see [`crate::trace`]); the root gets
+    /// every rank's spans in [`crate::MapStats::trace`].
+    pub trace: bool,
 }
 
 /// One map as the schedules see it.
@@ -173,6 +177,34 @@ pub struct Map<'a, I: ?Sized, K> {
     /// new hand-outs wait until the gap is filled: back-pressure that bounds
     /// the root's memory.
     pub reorder_limit: usize,
+    /// Live counters for whoever follows the map (root).
+    pub progress: Option<&'a crate::progress::Progress>,
+    /// When the map started on this rank (after a barrier when tracing).
+    pub started: std::time::Instant,
+}
+
+impl<I: ?Sized, K> Map<'_, I, K> {
+    /// This rank's span recorder (idle unless the map is traced).
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.options.trace, self.transport.rank(), self.started)
+    }
+}
+
+/// Collective when tracing (else nothing): every rank's spans to the root,
+/// into `stats` there. Last of a map, so each rank's spans cover all of it.
+pub fn gather_trace(t: &dyn Transport, recorder: Recorder, stats: &mut MapStats) {
+    if !recorder.on() {
+        return;
+    }
+    if let Some(all) = crate::transport::gather_bytes(t, &recorder.encode()) {
+        let mut trace = Trace::default();
+        for (rank, bytes) in all.iter().enumerate() {
+            let (spans, resolution) = Recorder::decode(rank, bytes);
+            trace.spans.extend(spans);
+            trace.resolution.push(resolution);
+        }
+        stats.trace = Some(trace);
+    }
 }
 
 /// The default [`Map::reorder_limit`].
@@ -193,13 +225,17 @@ where
     K::Output: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<K::Output>,
 {
-    match map.options.schedule {
-        Schedule::Static => scatter::run(map, collector),
-        Schedule::Dynamic | Schedule::Guided if map.transport.is_root() => {
-            Ok(master::run(map, collector))
+    let t = map.transport;
+    let mut recorder = map.recorder();
+    let mut stats = match map.options.schedule {
+        Schedule::Static => scatter::run(map, collector, &mut recorder)?,
+        Schedule::Dynamic | Schedule::Guided if t.is_root() => {
+            master::run(map, collector, &mut recorder)
         }
-        Schedule::Dynamic | Schedule::Guided => Ok(worker::run(map)),
-    }
+        Schedule::Dynamic | Schedule::Guided => worker::run(map, &mut recorder),
+    };
+    gather_trace(t, recorder, &mut stats);
+    Ok(stats)
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use crate::schedule::Schedule;
 use crate::source::Source;
 use crate::stats::{MapStats, Meter};
 use crate::task::Task;
+use crate::trace::{LANE_MPI, Phase, Recorder};
 use crate::transport::{self, MAX_MESSAGE};
 use crate::wire::{self, Outcome, Plan, Row};
 
@@ -72,7 +73,8 @@ where
         }
     }
     let others = plan.items - plan.items_of(0);
-    let mut bytes = crate::buffers::vec_with_capacity(plain::size::<I::Item>().map_or(0, |s| s * others));
+    let mut bytes =
+        crate::buffers::vec_with_capacity(plain::size::<I::Item>().map_or(0, |s| s * others));
     for (rank, len) in lens.iter_mut().enumerate().skip(1) {
         for k in plan.chunks_of(rank) {
             // In pieces, so an input far over the limit fails at the limit
@@ -97,6 +99,7 @@ where
 pub fn run<I, T, K, S>(
     map: Map<'_, I, K>,
     collector: &mut Collector<'_, K::Output, S>,
+    rec: &mut Recorder,
 ) -> Result<MapStats, MapError>
 where
     I: Source<Item = T> + Sync + ?Sized,
@@ -107,7 +110,9 @@ where
 {
     let t = map.transport;
     let size = t.size();
+    let root = t.is_root();
     let mut meter = Meter::start();
+    let mut mark = Instant::now();
 
     // 1. Plan and encode on the root; everyone learns the plan.
     let mut root_error = None;
@@ -128,7 +133,11 @@ where
         }
     }
     meter.phases.serialize = meter.elapsed();
+    if root {
+        mark = rec.since(Phase::Serialize, mark, 0..0);
+    }
     let frame = transport::broadcast_bytes(t, t.is_root().then(|| frame.encode()));
+    mark = rec.since(if root { Phase::Send } else { Phase::Wait }, mark, 0..0);
     let frame = Plan::parse(&frame).unwrap_or_else(|e| fatal(&e.to_string()));
     if !frame.ok {
         return Err(root_error.unwrap_or(MapError::RootFailed));
@@ -146,13 +155,15 @@ where
     meter.bytes_scattered = outgoing.as_ref().map_or(0, |o| o.bytes.len() as u64);
     drop(outgoing);
     meter.phases.scatter = started.elapsed().as_secs_f64();
+    rec.since(if root { Phase::Send } else { Phase::Receive }, mark, 0..0);
 
     // 3. Compute this rank's chunks.
     let started = Instant::now();
-    let (row, own, out) = compute(&map, &plan, &received[..my_len]);
+    let (row, own, out) = compute(&map, &plan, &received[..my_len], rec, started);
     map.buffers.received.keep(received);
     let mut row = row;
     row.compute_ns = started.elapsed().as_nanos() as u64;
+    mark = Instant::now();
 
     // 4. Every rank's row (the root waits here for the slowest rank).
     let started = Instant::now();
@@ -162,17 +173,25 @@ where
             .collect::<Vec<Row>>()
     });
     meter.phases.wait = started.elapsed().as_secs_f64();
+    mark = rec.since(if root { Phase::Wait } else { Phase::Send }, mark, 0..0);
 
     // 5. Gather the other ranks' results if they fit one collective.
     let lens: Option<Vec<usize>> = rows.as_ref().map(|rows| {
         rows.iter()
             .enumerate()
-            .map(|(r, row)| if r == 0 { 0 } else { row.chunk_lens.iter().sum::<u64>() as usize })
+            .map(|(r, row)| {
+                if r == 0 {
+                    0
+                } else {
+                    row.chunk_lens.iter().sum::<u64>() as usize
+                }
+            })
             .collect()
     });
     let total = lens.as_ref().map_or(0, |l| l.iter().sum::<usize>());
     let mut verdict = wire::verdict(total <= MAX_MESSAGE);
     t.broadcast(&mut verdict);
+    mark = rec.since(if root { Phase::Send } else { Phase::Wait }, mark, 0..0);
     if !wire::is_ok(&verdict) {
         return Err(if t.is_root() {
             MapError::TooLarge { bytes: total }
@@ -183,6 +202,7 @@ where
     let (Some(rows), Some(lens)) = (rows, lens) else {
         let started = Instant::now();
         t.gatherv(out.bytes(), None);
+        rec.since(Phase::Send, mark, 0..0);
         let mut stats = MapStats::of_rank(Schedule::Static, &row, size, map.executor.threads());
         stats.phases.gather = started.elapsed().as_secs_f64();
         return Ok(stats);
@@ -193,11 +213,18 @@ where
     meter.chunks = plan.chunks() as u64;
     meter.largest_chunk = plan.chunk as u64;
     let mut own = own.into_iter();
-    let outcomes: Vec<Vec<Outcome>> = rows.iter().map(|r| r.outcomes().unwrap_or_else(|e| fatal(&e.to_string()))).collect();
+    let outcomes: Vec<Vec<Outcome>> = rows
+        .iter()
+        .map(|r| r.outcomes().unwrap_or_else(|e| fatal(&e.to_string())))
+        .collect();
     // Straight into the sink when every other rank's chunk is one block,
     // complete, in rank order: the gathered bytes are the results in order.
     let blocks = plan.chunks() <= size && plan.spans().len() <= 1;
-    let clean = (1..size).all(|r| outcomes[r].iter().all(|o| o.complete && o.failures.is_empty()));
+    let clean = (1..size).all(|r| {
+        outcomes[r]
+            .iter()
+            .all(|o| o.complete && o.failures.is_empty())
+    });
     let direct = blocks && clean && total > 0 && collector.can_receive_direct();
     if direct {
         let started = Instant::now();
@@ -211,18 +238,25 @@ where
                 count: plan.range(k).len(),
                 rank: k,
                 bytes: rows[k].chunk_lens[0] as usize,
-                sum: rows[k].chunk_sums.first().copied().filter(|_| rows[k].summed),
+                sum: rows[k]
+                    .chunk_sums
+                    .first()
+                    .copied()
+                    .filter(|_| rows[k].summed),
             })
             .collect();
         let mut gathered_s = 0.0;
         let received = collector.receive_direct(&parts, |region| {
             let t0 = Instant::now();
+            rec.record(LANE_MPI, Phase::Assemble, mark, t0, 0..0);
             t.gatherv(&[], Some((region, &lens[..])));
             gathered_s = t0.elapsed().as_secs_f64();
+            mark = rec.since(Phase::Receive, t0, 0..0);
         });
         if !received {
             fatal("the results could not be received in place");
         }
+        rec.since(Phase::Assemble, mark, 0..0);
         meter.phases.gather = gathered_s;
         meter.phases.assemble += started.elapsed().as_secs_f64() - gathered_s;
     } else {
@@ -231,6 +265,7 @@ where
         t.gatherv(&[], Some((&mut gathered[..total], &lens[..])));
         meter.phases.gather = started.elapsed().as_secs_f64();
         let started = Instant::now();
+        rec.record(LANE_MPI, Phase::Receive, mark, started, 0..0);
         let mut cursor: Vec<usize> = lens
             .iter()
             .scan(0, |at, &l| {
@@ -248,12 +283,24 @@ where
                 let len = rows[owner].chunk_lens[j] as usize;
                 let bytes = &gathered[cursor[owner]..cursor[owner] + len];
                 cursor[owner] += len;
-                let sum = rows[owner].chunk_sums.get(j).copied().filter(|_| rows[owner].summed);
-                collector.add_parts(range.start, range.len(), &outcomes[owner][j], bytes, sum, owner);
+                let sum = rows[owner]
+                    .chunk_sums
+                    .get(j)
+                    .copied()
+                    .filter(|_| rows[owner].summed);
+                collector.add_parts(
+                    range.start,
+                    range.len(),
+                    &outcomes[owner][j],
+                    bytes,
+                    sum,
+                    owner,
+                );
             }
         }
         map.buffers.gathered.keep(gathered);
         meter.phases.assemble += started.elapsed().as_secs_f64();
+        rec.since(Phase::Assemble, started, 0..0);
     }
     Ok(MapStats::assemble(
         Schedule::Static,
@@ -287,6 +334,8 @@ fn compute<I, T, K>(
     map: &Map<'_, I, K>,
     plan: &StaticPlan,
     received: &[u8],
+    rec: &mut Recorder,
+    started: Instant,
 ) -> (Row, Vec<Batch<K::Output>>, Results<K::Output>)
 where
     I: Source<Item = T> + Sync + ?Sized,
@@ -307,13 +356,19 @@ where
     let mut at = 0usize;
     let mut stopped = false;
     let mut scratch = Vec::new();
+    let mut mark = started;
+    let progress = map.progress.filter(|_| t.is_root());
+    let mut shared = 0;
+    if let Some(p) = progress {
+        p.share(chunks.iter().map(|&k| plan.range(k).len()).sum());
+    }
     for &k in &chunks {
         let range = plan.range(k);
         row.items += range.len() as u64;
         row.chunks += 1;
         // After a chunk stopped (a failure under abort, a signal) the map
         // ends in an error: the rest of this rank's chunks are not mapped.
-        let batch = if stopped {
+        let mut batch = if stopped {
             Batch::abandoned()
         } else if let Some(input) = map.input.filter(|_| t.is_root()) {
             let again = |i: usize| input.items(i..i + 1).next().expect("item in range");
@@ -323,8 +378,17 @@ where
                 items: input.items(range.clone()),
                 again: &again,
             };
+            // Followed: the root's share is the run's live measure, so it
+            // reports within its chunks too.
+            let base = shared;
+            let mut report = |done: usize| {
+                if let Some(p) = progress {
+                    p.shared(base + done);
+                }
+            };
+            let between: Option<&mut dyn FnMut(usize)> = progress.map(|_| &mut report as _);
             map.executor
-                .run(map.task, &states, map.options.on_error, chunk, None)
+                .run(map.task, &states, map.options.on_error, chunk, between)
         } else {
             let from = at;
             let again = |i: usize| {
@@ -332,9 +396,8 @@ where
                     .unwrap_or_else(|e| fatal(&format!("item {i} again: {e}")))
             };
             let first = range.start;
-            let items = Decoder::new(received, &mut at, range.len()).map(|item| {
-                item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}")))
-            });
+            let items = Decoder::new(received, &mut at, range.len())
+                .map(|item| item.unwrap_or_else(|e| fatal(&format!("chunk at item {first}: {e}"))));
             let chunk = Chunk {
                 first,
                 count: range.len(),
@@ -351,32 +414,57 @@ where
                 row.stopped_by = batch.stopped_by;
             }
         }
-        if t.is_root() {
-            // Checksummed now, while the other ranks still compute.
-            let mut batch = batch;
-            if plain_out.is_some() && batch.outcome.complete && batch.outcome.failures.is_empty() {
-                batch.sum = codec::hash_items(range.start, &batch.results, &mut scratch).ok();
+        let runs = std::mem::take(&mut batch.runs);
+        // The rest of the chunk's work (checksum, encoding) is its compute too.
+        'chunk: {
+            if t.is_root() {
+                // Checksummed now, while the other ranks still compute.
+                let mut batch = batch;
+                if plain_out.is_some()
+                    && batch.outcome.complete
+                    && batch.outcome.failures.is_empty()
+                {
+                    batch.sum = codec::hash_items(range.start, &batch.results, &mut scratch).ok();
+                }
+                own.push(batch);
+                shared += range.len();
+                if let Some(p) = progress {
+                    p.shared(shared);
+                }
+                break 'chunk;
             }
-            own.push(batch);
-            continue;
+            batch.outcome.encode(&mut row.outcome_bytes);
+            let sum = if plain_out.is_some()
+                && batch.outcome.complete
+                && batch.outcome.failures.is_empty()
+            {
+                codec::hash_items(range.start, &batch.results, &mut scratch).unwrap_or(0)
+            } else {
+                0
+            };
+            row.chunk_sums.push(sum);
+            if plain_out.is_some() && chunks.len() == 1 {
+                row.chunk_lens
+                    .push(plain::bytes(&batch.results).map_or(0, <[u8]>::len) as u64);
+                single = Some(batch.results);
+                break 'chunk;
+            }
+            let before = out.len();
+            codec::encode_items(&batch.results, &mut out).unwrap_or_else(|e| {
+                fatal(&format!(
+                    "results of items {}..{}: {e}",
+                    range.start, range.end
+                ))
+            });
+            row.chunk_lens.push((out.len() - before) as u64);
         }
-        batch.outcome.encode(&mut row.outcome_bytes);
-        let sum = if plain_out.is_some() && batch.outcome.complete && batch.outcome.failures.is_empty() {
-            codec::hash_items(range.start, &batch.results, &mut scratch).unwrap_or(0)
-        } else {
-            0
-        };
-        row.chunk_sums.push(sum);
-        if plain_out.is_some() && chunks.len() == 1 {
-            row.chunk_lens.push(plain::bytes(&batch.results).map_or(0, <[u8]>::len) as u64);
-            single = Some(batch.results);
-            continue;
+        if rec.on() {
+            // Chunk spans tile the compute phase: their sum is its length.
+            let now = Instant::now();
+            rec.record(LANE_MPI, Phase::Compute, mark, now, range.clone());
+            rec.threads(&runs);
+            mark = now;
         }
-        let before = out.len();
-        codec::encode_items(&batch.results, &mut out).unwrap_or_else(|e| {
-            fatal(&format!("results of items {}..{}: {e}", range.start, range.end))
-        });
-        row.chunk_lens.push((out.len() - before) as u64);
     }
     let out = match single {
         Some(results) => Results::Plain(results),

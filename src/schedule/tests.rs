@@ -16,6 +16,8 @@ use crate::transport::loopback;
 struct Seen<U> {
     result: Result<MapStats, MapError>,
     results: Vec<(usize, U)>,
+    /// The root's progress counters at the end.
+    progress: crate::progress::Snapshot,
 }
 
 /// Runs one map over `items` on `ranks` in-process ranks; returns the root's view.
@@ -48,11 +50,16 @@ where
             None => Vec::new(),
         };
         let ordered = options.order == Order::Input;
+        let progress = crate::progress::Progress::new();
+        let resumed = journal.as_ref().map_or(0, |j| j.done_items());
+        progress.start(total, resumed, ranks);
+        let followed = t.is_root().then_some(&progress);
         let mut collector = Collector::new(
             ordered,
             journal.as_mut(),
             crate::FnSink(|i, u| results.push((i, u))),
-        );
+        )
+        .with_progress(followed);
         let map = Map {
             transport: t,
             executor: &executor,
@@ -62,13 +69,20 @@ where
             options,
             task,
             reorder_limit,
+            progress: followed,
+            started: std::time::Instant::now(),
         };
         let result = match run(map, &mut collector) {
             Ok(stats) if t.is_root() => collector.conclude(stats, total, &hosts),
             other => other,
         };
         drop(collector);
-        Seen { result, results }
+        progress.finish();
+        Seen {
+            result,
+            results,
+            progress: progress.snapshot(),
+        }
     });
     seen.swap_remove(0)
 }
@@ -85,6 +99,7 @@ fn options(
         on_error,
         order,
         deadline: None,
+        trace: false,
     }
 }
 
@@ -327,5 +342,69 @@ fn back_pressure_bounds_the_reorder_buffer() {
             "{threads} threads: held {} bytes over a 256-byte limit",
             bounded.reorder_peak_bytes
         );
+    }
+}
+
+#[test]
+fn traces_account_for_every_ranks_compute_and_items_and_progress_counts_all() {
+    let items: Vec<u64> = (0..300).collect();
+    for schedule in Schedule::ALL {
+        for (ranks, threads, chunk) in [
+            (1, 1, None),
+            (3, 1, Some(7)),
+            (3, 2, Some(20)),
+            (2, 3, None),
+        ] {
+            let mut o = options(schedule, chunk, OnError::Abort, Order::Input);
+            o.trace = true;
+            let slow = |x: u64| {
+                std::thread::sleep(Duration::from_micros(30));
+                x + 1
+            };
+            let seen = map_on(
+                ranks,
+                threads,
+                &o,
+                &items,
+                &Func(slow),
+                None,
+                REORDER_LIMIT_BYTES,
+            );
+            let case = format!("{schedule} ranks {ranks} threads {threads} chunk {chunk:?}");
+            let stats = seen.result.expect(&case);
+            let trace = stats.trace.as_ref().expect("traced");
+            assert_eq!(trace.resolution.len(), ranks, "{case}");
+            let mut items_in_spans = 0;
+            for (rank, r) in stats.per_rank.iter().enumerate() {
+                let spans = trace.total(rank as u32, crate::trace::Phase::Compute);
+                assert!(
+                    (spans - r.compute_s).abs() <= 1e-6 + 1e-3 * r.compute_s,
+                    "{case} rank {rank}: spans {spans} vs compute {}",
+                    r.compute_s
+                );
+                items_in_spans += trace
+                    .spans
+                    .iter()
+                    .filter(|s| s.rank == rank as u32 && s.lane <= crate::trace::LANE_LOCAL)
+                    .filter(|s| s.phase == crate::trace::Phase::Compute)
+                    .map(|s| s.count)
+                    .sum::<u64>();
+            }
+            assert_eq!(items_in_spans, 300, "{case}");
+            if threads > 1 {
+                let lanes = trace.lanes();
+                assert!(
+                    lanes.iter().any(|&(_, l)| l >= crate::trace::LANE_THREADS),
+                    "{case}: {lanes:?}"
+                );
+            }
+            let p = &seen.progress;
+            assert_eq!(
+                (p.done, p.total, p.failed, p.finished),
+                (300, 300, 0, true),
+                "{case}"
+            );
+            assert_eq!(p.ranks.iter().map(|r| r.items).sum::<u64>(), 300, "{case}");
+        }
     }
 }

@@ -163,7 +163,10 @@ impl Transport for Mpi {
                     .comm
                     .process_at_rank(s as Rank)
                     .immediate_matched_probe_with_tag(tag),
-                None => self.comm.any_process().immediate_matched_probe_with_tag(tag),
+                None => self
+                    .comm
+                    .any_process()
+                    .immediate_matched_probe_with_tag(tag),
             };
             if let Some((message, status)) = probed {
                 let len = status.count(u8::equivalent_datatype()) as usize;
@@ -175,7 +178,11 @@ impl Transport for Mpi {
                     *buf = bigger;
                 }
                 let mut spare = [0u8; 1];
-                let into = if len == 0 { &mut spare[..0] } else { &mut buf[..len] };
+                let into = if len == 0 {
+                    &mut spare[..0]
+                } else {
+                    &mut buf[..len]
+                };
                 let status = message.matched_receive_into(into);
                 return (status.source_rank() as usize, len);
             }

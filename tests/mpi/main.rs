@@ -7,6 +7,7 @@
 mod errors;
 mod examples;
 mod exec;
+mod follow;
 mod hardening;
 mod resume;
 mod util;
