@@ -19,7 +19,8 @@ then checks:
     1, the link for ranks 2 and 3, the prediction within MODEL_TOLERANCE
     (default 25%) of the communication measured in that same run
     (phases.scatter + phases.gather). Measured here: 1-10% off at either
-    rate; the pre-placement model was 1.5-2x off, and a wrong model (the
+    rate; the single fit before (flattered by the burst, charging every
+    byte at the link rate) was 1.5-2x off, and a wrong model (the
     shared-memory fit for the link, a unit error) is off by 10x or more
   - at 100mbit the job is measurably slower across the nodes than on one
     node (and than across uncapped nodes), comparing wall_s from the --json
