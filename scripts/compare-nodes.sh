@@ -320,10 +320,17 @@ def links(c, placement):
 # Each run is explained per link: shared memory inside the root's node, the
 # network to the other nodes, each with its own fit.
 def fit(c, placement):
-    def fresh(l):
-        return f" ({1e-6 / l['first_touch']:.0f} MB/s fresh)" if l.get("first_touch") else ""
-    return "; ".join(f"{l['between']}: {l['alpha'] * 1e6:.1f} us + {1e-6 / l['beta']:.1f} MB/s{fresh(l)}"
+    return "; ".join(f"{l['between'].replace(' ', '')} {l['alpha'] * 1e6:.1f} us, {rate(l['beta'])}"
                      for l in links(c, placement)) or "-"
+
+def rate(per_byte):
+    mbs = 1e-6 / per_byte
+    return f"{mbs:.0f} MB/s" if mbs >= 100 else f"{mbs:.1f} MB/s"
+
+# Big messages land in fresh pages, which move no faster than first touch.
+def fresh(c):
+    return "; ".join(sorted({rate(l["first_touch"]) for l in c["model"].get("links") or []
+                             if l.get("first_touch")})) or "-"
 
 def use(c, placement):
     return "; ".join(f"{mb(l['bytes'])} -> {secs(l['predicted_s'])}"
@@ -341,10 +348,11 @@ rows = [
     row("  gather", lambda c: secs(c["r"]["phases"]["gather"])),
     row("  assemble", lambda c: secs(c["r"]["phases"]["assemble"])),
     row("bytes moved (scatter+gather)", lambda c: mb(c["moved"])),
-    row("model, same host (pingpong fit)", lambda c: fit(c, "same host")),
+    row("model: same host (pingpong fit)", lambda c: fit(c, "same host")),
     row("  its bytes -> predicted", lambda c: use(c, "same host")),
-    row("model, across hosts (pingpong fit)", lambda c: fit(c, "across hosts")),
+    row("model: across hosts (pingpong fit)", lambda c: fit(c, "across hosts")),
     row("  its bytes -> predicted", lambda c: use(c, "across hosts")),
+    row("model: first touch (fresh pages)", fresh),
     row("model: predicted comm", lambda c: (
         secs(c["model"]["predicted_comm_s"]) if c["model"].get("predicted_comm_s") is not None
         else "none fits: " + ", ".join(c["model"].get("missing") or ["no model"]))),
