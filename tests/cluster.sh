@@ -18,7 +18,7 @@ then checks:
     8 MB of it over the link) is explained per link: shared memory for rank
     1, the link for ranks 2 and 3, the prediction within MODEL_TOLERANCE
     (default 25%) of the communication measured in that same run
-    (phases.scatter + phases.gather). Measured here: 1-10% off at either
+    (phases.scatter + phases.gather). Measured here: 2-14% off at either
     rate; the single fit before (flattered by the burst, charging every
     byte at the link rate) was 1.5-2x off, and a wrong model (the
     shared-memory fit for the link, a unit error) is off by 10x or more
