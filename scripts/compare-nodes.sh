@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One node or several? Runs the same hpcmap workload on 1 node x P ranks and on
-# K nodes x P/K ranks, each with a network model fitted on that placement, and
-# prints one table plus a verdict: which placement wins, by how much, and why.
+# K nodes x P/K ranks, each explained by the network model of the links it
+# used (shared memory inside a node, the network between nodes), and prints
+# one table plus a verdict: which placement wins, by how much, and why.
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -16,9 +17,11 @@ Usage: scripts/$PROG [--ranks P] [--nodes K] [--rate RATE] [--repeat R]
 
 Runs 'hpcmap run WORKLOAD ARGS' on 1 node x P ranks and on K nodes x P/K ranks
 and prints one table (wall, phases, bytes moved, model vs measured
-communication, communication share of the wall) and a verdict line, e.g.
-  verdict: 1 node x 4 wins by 6.3x: across 2 nodes, moving 48 MB (~32 MB over
-  the link) took 71% of the wall (model: 0.27 s at 12 MB/s)
+communication per link, communication share of the wall) and a verdict
+line, e.g.
+  verdict: 1 node x 4 wins by 20.1x: across 2 nodes, moving 48.0 MB (32.0 MB
+  over the link) took 93% of the wall (model: 2.686 s, 2.684 s of it over
+  node1 <-> node2 at 11.9 MB/s)
 
 Options:
   --ranks P      MPI ranks in both placements (default 4)
@@ -31,8 +34,10 @@ Options:
   --out DIR      where records, models and logs go (default /tmp/hpcmap-compare)
   --keep         leave the namespace cluster up at the end
   --pingpong-max-bytes N
-                 largest pingpong message for the cross-node fit (default:
-                 chosen from --rate so that the fit takes a few seconds)
+                 largest pingpong message (default 2 MiB: well past a tbf
+                 cap's 256 kB burst, and a few seconds at 100mbit)
+  --network FILE use the fits in FILE (from an earlier 'hpcmap bench
+                 pingpong' on these hosts) instead of measuring them
   --timeout S    limit for each mpirun (default 300 s)
   -- WORKLOAD ARGS
                  the workload (default: square --items 4000000, data-heavy)
@@ -50,13 +55,16 @@ Where the nodes come from:
     the shared cores starve the kernel's packet processing and a cross-node
     round trip takes milliseconds.
 
-Before the runs of each placement, 'hpcmap bench pingpong' fits a Hockney model
-on that placement (two ranks on one node; two ranks on two different nodes),
-and the runs get it with --network. Everything runs under 'timeout'.
+Before the runs, one 'hpcmap bench pingpong' on the spread placement fits a
+Hockney model to each link a run can use: rank 0 with a rank on its own node
+(shared memory; the one-node placement's only link) and with a rank on each
+other node. The fits are saved keyed by hosts in DIR/network.json, and every
+run gets it with --network: each run is explained by the fits of the links
+its ranks used, or says which link has none. Everything runs under 'timeout'.
 
 Output in DIR: 1node.jsonl and Knodes.jsonl (one record per run; feed them to
-'hpcmap report'), net-1node.json and net-Knodes.json (the fits),
-*.log (each command's output), table.txt (what is printed).
+'hpcmap report'), network.json (the fits), *.log (each command's output),
+table.txt (what is printed).
 
 Environment: HPCMAP_BIN (default target/release/hpcmap), HPCMAP_CLUSTER_DIR.
 EOF
@@ -69,7 +77,7 @@ die() { echo "$PROG: error: $*" >&3; exit 1; }
 log() { echo "$PROG: $*" >&3; }
 
 # ---------------------------------------------------------------- options
-RANKS=4 NODES=2 RATE=1gbit REPEAT=3 OUT=/tmp/hpcmap-compare KEEP=0 PP_MAX="" TMO=300
+RANKS=4 NODES=2 RATE=1gbit REPEAT=3 OUT=/tmp/hpcmap-compare KEEP=0 PP_MAX=$((2 << 20)) TMO=300 NETWORK=""
 WORKLOAD=()
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -86,6 +94,8 @@ while [[ $# -gt 0 ]]; do
         --keep) KEEP=1; shift ;;
         --pingpong-max-bytes) PP_MAX=${2:?--pingpong-max-bytes needs a value}; shift 2 ;;
         --pingpong-max-bytes=*) PP_MAX=${1#*=}; shift ;;
+        --network) NETWORK=${2:?--network needs a value}; shift 2 ;;
+        --network=*) NETWORK=${1#*=}; shift ;;
         --timeout) TMO=${2:?--timeout needs a value}; shift 2 ;;
         --timeout=*) TMO=${1#*=}; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -100,7 +110,8 @@ if ! isint "$NODES" || ((NODES < 2)); then die "--nodes must be at least 2"; fi
 isint "$REPEAT" || die "--repeat must be a positive integer"
 isint "$TMO" || die "--timeout must be a positive number of seconds"
 ((RANKS % NODES == 0)) || die "--nodes ($NODES) must divide --ranks ($RANKS)"
-[[ -z $PP_MAX ]] || isint "$PP_MAX" || die "--pingpong-max-bytes must be a positive integer"
+isint "$PP_MAX" || die "--pingpong-max-bytes must be a positive integer"
+[[ -z $NETWORK || -r $NETWORK ]] || die "--network $NETWORK is not a readable file"
 SLOTS=$((RANKS / NODES))
 command -v python3 >/dev/null 2>&1 || die "python3 is needed to read the JSON records"
 command -v timeout >/dev/null 2>&1 || die "timeout (coreutils) is needed"
@@ -165,8 +176,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 
 mkdir -p "$OUT"
 ONE=1node MANY=${NODES}nodes
-rm -f "$OUT/$ONE.jsonl" "$OUT/$MANY.jsonl" "$OUT/net-$ONE.json" "$OUT/net-$MANY.json" \
-    "$OUT"/*.log "$OUT/table.txt"
+rm -f "$OUT/$ONE.jsonl" "$OUT/$MANY.jsonl" "$OUT/network.json" "$OUT"/*.log "$OUT/table.txt"
 
 # ---------------------------------------------------------------- nodes
 LAUNCH=()
@@ -209,46 +219,37 @@ fi
 one_hosts="${HOSTS[0]}:$RANKS"
 many_hosts=$(printf "%s:$SLOTS," "${HOSTS[@]}")
 many_hosts=${many_hosts%,}
-pp_one_hosts="${HOSTS[0]}:2"
-pp_many_hosts="${HOSTS[0]}:1,${HOSTS[1]}:1"
 LABEL_ONE="1 node x $RANKS"
 LABEL_MANY="$NODES nodes x $SLOTS"
 
-# Largest pingpong message: 1 MiB. Each size takes at least ~0.1 s or 8 round
-# trips, so the sweep stays within seconds even at 100mbit, and messages well
-# past a tbf cap's 256 kB burst measure the link's real bandwidth.
-if [[ -z $PP_MAX ]]; then
-    PP_MAX=$((1 << 20))
-fi
-
 # ---------------------------------------------------------------- pingpong fits
-# pingpong TAG HOSTLIST MAXBYTES REPEAT SAME|DIFFERENT
-pingpong() {
-    local tag=$1 hosts=$2 maxb=$3 rep=$4 want=$5 line a b
-    log "pingpong on $tag (--host $hosts, up to $maxb bytes)"
-    if ! t "$TMO" "${LAUNCH[@]}" --host "$hosts" -n 2 "$BIN" bench pingpong \
-        --max-bytes "$maxb" --repeat "$rep" --save "$OUT/net-$tag.json" >"$OUT/pingpong-$tag.log" 2>&1; then
-        tail -20 "$OUT/pingpong-$tag.log" >&3
-        die "pingpong on $tag failed or timed out (log: $OUT/pingpong-$tag.log)"
+# One pingpong on the spread placement measures every link the runs use:
+# rank 0 with a rank on its own node, and with the first rank on each other
+# node. Messages up to PP_MAX: bandwidth is fitted from the three largest sizes,
+# and the smallest of them, PP_MAX/4, must be past twice any shaper's burst
+# (tbf here: 256 kB), where a ping-pong still sees more than the cap.
+MODELS=$OUT/network.json
+if [[ -n $NETWORK ]]; then
+    cp "$NETWORK" "$MODELS"
+    log "fits from $NETWORK"
+else
+    log "pingpong on $LABEL_MANY (--host $many_hosts, up to $PP_MAX bytes)"
+    if ! t "$TMO" "${LAUNCH[@]}" --host "$many_hosts" -n "$RANKS" "$BIN" bench pingpong \
+        --max-bytes "$PP_MAX" --repeat 3 --save "$MODELS" >"$OUT/pingpong.log" 2>&1; then
+        tail -20 "$OUT/pingpong.log" >&3
+        die "pingpong failed or timed out (log: $OUT/pingpong.log)"
     fi
-    line=$(grep -m1 '^pingpong: rank 0 on' "$OUT/pingpong-$tag.log" || true)
-    a=$(sed -n 's/^pingpong: rank 0 on \([^ ]*\) <-> rank 1 on \([^ ,]*\).*/\1/p' <<<"$line")
-    b=$(sed -n 's/^pingpong: rank 0 on \([^ ]*\) <-> rank 1 on \([^ ,]*\).*/\2/p' <<<"$line")
-    [[ -n $a && -n $b ]] || die "pingpong on $tag: no 'rank 0 on X <-> rank 1 on Y' line"
-    if [[ $want == SAME && $a != "$b" ]] || [[ $want == DIFFERENT && $a == "$b" ]]; then
-        die "pingpong on $tag measured $a <-> $b, not the intended placement"
-    fi
-    log "  $line; $(grep -m1 '^hockney:' "$OUT/pingpong-$tag.log")"
-}
-pingpong "$ONE" "$pp_one_hosts" $((16 << 20)) 3 SAME
-pingpong "$MANY" "$pp_many_hosts" "$PP_MAX" 1 DIFFERENT
+    grep -q "^hockney: ${HOSTS[0]} <-> ${HOSTS[1]} (across hosts)" "$OUT/pingpong.log" ||
+        die "pingpong measured no link ${HOSTS[0]} <-> ${HOSTS[1]} (log: $OUT/pingpong.log)"
+    while read -r line; do log "  $line"; done < <(grep -E '^(hockney|warning):' "$OUT/pingpong.log")
+fi
 
 # ---------------------------------------------------------------- runs
 # run TAG HOSTLIST I
 run() {
     local tag=$1 hosts=$2 i=$3
     if ! t "$TMO" "${LAUNCH[@]}" --host "$hosts" -n "$RANKS" "$BIN" run "${WORKLOAD[@]}" \
-        --json "$OUT/$tag.jsonl" --quiet --network "$OUT/net-$tag.json" >"$OUT/run-$tag-$i.log" 2>&1; then
+        --json "$OUT/$tag.jsonl" --quiet --network "$MODELS" >"$OUT/run-$tag-$i.log" 2>&1; then
         tail -20 "$OUT/run-$tag-$i.log" >&3
         die "run $i on $tag failed or timed out (log: $OUT/run-$tag-$i.log)"
     fi
@@ -313,6 +314,28 @@ for tag, label in ((one, label_one), (many, label_many)):
 def row(name, f):
     return [name] + [f(c) for c in cols]
 
+def links(c, placement):
+    return [l for l in c["model"].get("links") or [] if l["placement"] == placement]
+
+# Each run is explained per link: shared memory inside the root's node, the
+# network to the other nodes, each with its own fit.
+def fit(c, placement):
+    return "; ".join(f"{l['between'].replace(' ', '')} {l['alpha'] * 1e6:.1f} us, {rate(l['beta'])}"
+                     for l in links(c, placement)) or "-"
+
+def rate(per_byte):
+    mbs = 1e-6 / per_byte
+    return f"{mbs:.0f} MB/s" if mbs >= 100 else f"{mbs:.1f} MB/s"
+
+# Big messages land in fresh pages, which move no faster than first touch.
+def fresh(c):
+    return "; ".join(sorted({rate(l["first_touch"]) for l in c["model"].get("links") or []
+                             if l.get("first_touch")})) or "-"
+
+def use(c, placement):
+    return "; ".join(f"{mb(l['bytes'])} -> {secs(l['predicted_s'])}"
+                     for l in links(c, placement)) or "-"
+
 spread = lambda c: f" ({secs(min(c['walls']))}..{secs(max(c['walls']))})" if len(c["walls"]) > 1 else ""
 rows = [
     row("placement", lambda c: c["label"]),
@@ -325,11 +348,18 @@ rows = [
     row("  gather", lambda c: secs(c["r"]["phases"]["gather"])),
     row("  assemble", lambda c: secs(c["r"]["phases"]["assemble"])),
     row("bytes moved (scatter+gather)", lambda c: mb(c["moved"])),
-    row("network model (pingpong fit)", lambda c: (
-        f"{c['model']['alpha'] * 1e6:.1f} us + {1e-6 / c['model']['beta']:.0f} MB/s"
-        if c["model"].get("beta") else "-")),
-    row("model: predicted comm", lambda c: secs(c["model"].get("predicted_comm_s"))),
+    row("model: same host (pingpong fit)", lambda c: fit(c, "same host")),
+    row("  its bytes -> predicted", lambda c: use(c, "same host")),
+    row("model: across hosts (pingpong fit)", lambda c: fit(c, "across hosts")),
+    row("  its bytes -> predicted", lambda c: use(c, "across hosts")),
+    row("model: first touch (fresh pages)", fresh),
+    row("model: predicted comm", lambda c: (
+        secs(c["model"]["predicted_comm_s"]) if c["model"].get("predicted_comm_s") is not None
+        else "none fits: " + ", ".join(c["model"].get("missing") or ["no model"]))),
     row("measured comm (scatter+gather)", lambda c: secs(c["comm"])),
+    row("  measured / predicted", lambda c: (
+        f"{c['comm'] / c['model']['predicted_comm_s']:.2f}"
+        if c["model"].get("predicted_comm_s") else "-")),
     row("communication share of wall", lambda c: f"{100 * c['comm'] / c['r']['wall_s']:.0f}%"),
 ]
 w0 = max(len(x[0]) for x in rows)
@@ -345,14 +375,18 @@ fast, slow = (a, b) if a["wall"] <= b["wall"] else (b, a)
 ratio = slow["wall"] / fast["wall"] if fast["wall"] > 0 else float("inf")
 m = b  # the spread placement: where the link is
 share = 100 * m["comm"] / m["r"]["wall_s"]
-# Static schedule: the root keeps its share; of what it sends and receives,
-# the ranks on other nodes account for (ranks - ranks_per_node) / (ranks - 1).
-over_link = m["moved"] * (ranks - ranks // nodes) / max(ranks - 1, 1)
+across = links(m, "across hosts")
 why_model = ""
-if m["model"].get("beta"):
-    why_model = (f" (model: {secs(m['model']['predicted_comm_s'])} at "
-                 f"{1e-6 / m['model']['beta']:.0f} MB/s)")
-moving = f"moving {mb(m['moved'])} (~{mb(over_link)} over the link)"
+if across and m["model"].get("predicted_comm_s") is not None:
+    over = "; ".join(f"{secs(l['predicted_s'])} of it over {l['between']} at {1e-6 / l['beta']:.1f} MB/s"
+                     for l in across)
+    why_model = f" (model: {secs(m['model']['predicted_comm_s'])}, {over})"
+    moving = f"moving {mb(m['moved'])} ({mb(sum(l['bytes'] for l in across))} over the link)"
+else:
+    # Without a model: the root keeps its share, and of what it sends and
+    # receives the ranks on other nodes account for (ranks - ranks_per_node) / (ranks - 1).
+    over_link = m["moved"] * (ranks - ranks // nodes) / max(ranks - 1, 1)
+    moving = f"moving {mb(m['moved'])} (~{mb(over_link)} over the link)"
 if ratio < 1.05:
     verdict = (f"verdict: {fast['label']} is faster, but only by {ratio:.2f}x (a tie within noise): "
                f"across {nodes} nodes, {moving} took {share:.0f}% of the wall{why_model}")
@@ -364,5 +398,5 @@ else:
                f"{moving} took only {share:.0f}% of the wall{why_model}, "
                f"so spreading the ranks costs little")
 print(verdict)
-print(f"records: {out}/{one}.jsonl {out}/{many}.jsonl (hpcmap report ...); models: {out}/net-*.json")
+print(f"records: {out}/{one}.jsonl {out}/{many}.jsonl (hpcmap report ...); models: {out}/network.json")
 EOF

@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::cli::Exit;
 use crate::cli::follow::{Follow, Follower, ProgressMode, State, StatusFile};
-use crate::cli::netmodel::Hockney;
+use crate::cli::netmodel::Models;
 use crate::cli::outputs::{Output, Records};
 use crate::cli::record::{Answer, RunRecord};
 use crate::cli::render::text;
@@ -138,7 +138,7 @@ pub trait ItemLog<U> {
 struct Prepared<J: Job> {
     input: J::Input,
     journal: Option<Journal>,
-    network: Option<Hockney>,
+    network: Option<Models>,
     prepare_s: f64,
     json: Option<Records>,
     output: Option<Output>,
@@ -175,11 +175,11 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         None => None,
     };
     let json = settings.json.as_deref().map(Records::open).transpose()?;
-    let network = match &settings.network {
-        Some((path, true)) => Some(Hockney::load(path)?),
-        Some((path, false)) if path.exists() => Some(Hockney::load(path)?),
-        _ => None,
-    };
+    let network = settings
+        .network
+        .as_ref()
+        .map(|(path, named)| Models::open(path, *named))
+        .transpose()?;
     let output = job.output_path().map(Output::create).transpose()?;
     let results = match (&settings.results, job.results_to_stdout()) {
         (Some(path), _) => Some(Output::create(path)?),
@@ -401,9 +401,7 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
     record.prepare_s = prepared.prepare_s;
     record.part = settings.part.map(|p| p.to_string());
     record.ordered = !settings.unordered;
-    if let Some(network) = &prepared.network {
-        record.explain(network);
-    }
+    record.explain(prepared.network.as_ref());
     record.resumed_items = resumed as u64;
     let report = if settings.quiet {
         format!("answer: {}\n", record.answer.text)

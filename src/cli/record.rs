@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{ItemFailure, MapStats, Phases, RankStats};
 
-use super::netmodel::{Hockney, MapShape, Verdict};
+use super::netmodel::{self, MapShape, Models, Verdict};
 
 /// The answer a workload computes from its results.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -86,7 +86,8 @@ pub struct RunRecord {
     /// Per-rank work.
     #[serde(default)]
     pub per_rank: Vec<RankStats>,
-    /// The communication model's explanation, when a model fits the placement.
+    /// The communication model's explanation per link, or the links no
+    /// fit was found for; `None` for one rank.
     #[serde(default)]
     pub model: Option<Verdict>,
     /// The root's peak resident memory in bytes (`VmHWM`), where the OS says.
@@ -155,16 +156,17 @@ impl RunRecord {
         }
     }
 
-    /// Explains the run's communication with `network` (sets [`RunRecord::model`]).
-    pub fn explain(&mut self, network: &Hockney) {
+    /// Explains the run's communication with the fits of its placement in
+    /// `network`, or names the links without one (sets [`RunRecord::model`]).
+    pub fn explain(&mut self, network: Option<&Models>) {
         let shape = MapShape {
-            schedule: self.schedule.clone(),
-            ranks: self.ranks,
-            worker_chunks: self.chunks - self.per_rank.first().map_or(0, |r| r.chunks),
+            schedule: &self.schedule,
+            hosts: &self.hosts,
+            per_rank: &self.per_rank,
             bytes_scattered: self.bytes_scattered,
             bytes_gathered: self.bytes_gathered,
         };
-        self.model = Some(network.verdict(&shape, &self.phases));
+        self.model = netmodel::explain(network, &shape, &self.phases);
     }
 
     /// Distinct nodes: the recorded count, else counted from `hosts`, at least 1.

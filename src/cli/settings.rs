@@ -8,7 +8,7 @@ use clap::builder::TypedValueParser;
 
 use crate::cli::deadline::{self, Deadline};
 use crate::cli::follow::ProgressMode;
-use crate::cli::netmodel::Hockney;
+use crate::cli::netmodel::Models;
 use crate::cli::outputs::check_distinct;
 use crate::{MapOptions, OnError, Order, Schedule};
 
@@ -72,8 +72,9 @@ pub struct MapArgs {
     #[arg(long, global = true)]
     pub unordered: bool,
 
-    /// Explain communication with this network model (from `hpcmap bench
-    /// pingpong`) [default: $HPCMAP_NETWORK, else ~/.cache/hpcmap/network.json, if present].
+    /// Explain communication with the fits in this network model file
+    /// (`hpcmap bench pingpong` saves them, keyed by hosts) [default:
+    /// $HPCMAP_NETWORK, else ~/.cache/hpcmap/network.json, if present].
     #[arg(long, global = true, value_name = "FILE")]
     pub network: Option<PathBuf>,
 
@@ -260,7 +261,7 @@ impl MapArgs {
             resume: self.resume,
             network: match &self.network {
                 Some(path) => Some((path.clone(), true)),
-                None => Hockney::default_path().map(|p| (p, false)),
+                None => Models::default_path().map(|p| (p, false)),
             },
             part: self.part,
             deadline: self.deadline,

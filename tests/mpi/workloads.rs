@@ -301,7 +301,7 @@ fn parts_add_up_to_the_whole() {
 }
 
 #[test]
-fn pingpong_model_explains_a_run() {
+fn pingpong_model_explains_a_run_on_its_placement_only() {
     let dir = temp_dir("model");
     let model = dir.join("network.json");
     let r = crate::util::mpirun(
@@ -319,10 +319,27 @@ fn pingpong_model_explains_a_run() {
         ],
     )
     .ok();
-    assert!(r.stdout.contains("hockney: alpha ="), "{}", r.stdout);
+    // Two ranks on this machine: one link, its shared memory.
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
-    assert!(saved["alpha"].as_f64().unwrap() > 0.0, "{saved}");
-    assert!(saved["beta"].as_f64().unwrap() > 0.0, "{saved}");
+    let fits = saved["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), 1, "{saved}");
+    let fit = &fits[0];
+    let between = fit["between"].as_str().unwrap();
+    let (a, b) = between.split_once(" <-> ").unwrap();
+    assert_eq!(a, b, "{saved}");
+    assert!(
+        r.stdout
+            .contains(&format!("hockney: {between} (same host): alpha =")),
+        "{}",
+        r.stdout
+    );
+    let (alpha, beta) = (
+        fit["alpha"].as_f64().unwrap(),
+        fit["beta"].as_f64().unwrap(),
+    );
+    assert!(alpha > 0.0 && beta > 0.0, "{saved}");
+    assert!(fit["first_touch"].as_f64().unwrap() > 0.0, "{saved}");
+
     let r = record(
         2,
         &[
@@ -334,16 +351,47 @@ fn pingpong_model_explains_a_run() {
         ],
     );
     let m = &r["model"];
-    // Scatter and gather of about 400 kB each at beta, plus two latencies.
+    assert_eq!(m["missing"], json!([]), "{m}");
+    let links = m["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{m}");
+    let link = &links[0];
+    assert_eq!(
+        (
+            &link["between"],
+            &link["placement"],
+            &link["ranks"],
+            &link["messages"]
+        ),
+        (&json!(between), &json!("same host"), &json!(1), &json!(3)),
+        "{m}"
+    );
+    // Rank 1's 50 000 items: about 400 kB out and 400 kB back, in messages
+    // under 1 MiB (warm buffers: beta, not first touch), plus 3 latencies.
     let bytes = r["bytes_scattered"].as_f64().unwrap() + r["bytes_gathered"].as_f64().unwrap();
     assert!((800_000.0..800_100.0).contains(&bytes), "{bytes}");
-    let expected = 2.0 * saved["alpha"].as_f64().unwrap() + bytes * saved["beta"].as_f64().unwrap();
+    assert_eq!(link["bytes"].as_f64().unwrap(), bytes);
+    let expected = 3.0 * alpha + bytes * beta;
     let predicted = m["predicted_comm_s"].as_f64().unwrap();
     assert!(
         (predicted - expected).abs() <= 1e-9 * expected.max(1.0),
         "{m}"
     );
     assert!(m["measured_comm_s"].as_f64().unwrap() > 0.0);
+
+    // A file with fits of other hosts only: the run says which link has none.
+    let elsewhere = dir.join("elsewhere.json");
+    let other = json!({"fits": [{"between": "x <-> y", "alpha": alpha, "beta": beta}]});
+    std::fs::write(&elsewhere, other.to_string()).unwrap();
+    let r = crate::util::hpcmap_run(2, &["square", "--network", elsewhere.to_str().unwrap()]).ok();
+    assert!(
+        r.stdout.contains(&format!(
+            "model: none fits this placement: no fit for {between} in {}",
+            elsewhere.display()
+        )),
+        "{}",
+        r.stdout
+    );
+
     let missing = dir.join("missing.json");
     let r = crate::util::hpcmap_run(2, &["square", "--network", missing.to_str().unwrap()]);
     assert_eq!(r.code, Some(1));

@@ -8,7 +8,7 @@ pub mod pingpong;
 pub mod schedules;
 
 use crate::cli::args::BenchArgs;
-use crate::cli::netmodel::Hockney;
+use crate::cli::netmodel::Models;
 use crate::{MapOptions, Pool};
 
 /// Runs one benchmark; `start(threads)` brings MPI up.
@@ -52,7 +52,7 @@ pub fn run(bench: &BenchArgs, start: fn(usize) -> anyhow::Result<Pool>) -> anyho
             ref save,
         } => {
             let pool = start(1)?;
-            let save = save.clone().or_else(Hockney::default_path);
+            let save = save.clone().or_else(Models::default_path);
             pingpong::run(&pool, max_bytes as usize, repeat as usize, save.as_deref())?;
         }
     }

@@ -25,7 +25,7 @@ const KINDS: [&str; 3] = ["plain", "with a progress bar", "with a timeline"];
 
 /// Runs the benchmark; prints on the root.
 pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
-    let latency = pingpong::measure(pool, 1, repeat).map(|s| s[0].seconds);
+    let latency = pingpong::measure(pool, 1, 1, repeat).map(|s| s[0].seconds);
     let spin = Spin::new(tasks, 0.0, 0.0);
     let input = pool.is_root().then(|| spin.input().expect("spin items"));
     let plain = MapOptions {

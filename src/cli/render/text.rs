@@ -118,31 +118,7 @@ pub fn render(r: &RunRecord) -> String {
             );
         }
     }
-    match &r.model {
-        Some(m) => {
-            let _ = writeln!(
-                o,
-                "model: communication predicted {} (alpha {:.2} us, {:.0} MB/s) vs measured {} ({}); compute/communication {}",
-                human_seconds(m.predicted_comm_s),
-                m.alpha * 1e6,
-                1e-6 / m.beta.max(f64::MIN_POSITIVE),
-                human_seconds(m.measured_comm_s),
-                if is_static(r) {
-                    "scatter + gather"
-                } else {
-                    "send + receive calls, overlapped with compute"
-                },
-                m.compute_to_comm.map_or("-".into(), |c| format!("{c:.1}"))
-            );
-        }
-        None if r.ranks > 1 => {
-            let _ = writeln!(
-                o,
-                "model: none; fit one with `mpirun -n 2 hpcmap bench pingpong` on this placement"
-            );
-        }
-        None => {}
-    }
+    model_lines(&mut o, r);
     if !r.skipped.is_empty() {
         let _ = writeln!(
             o,
@@ -165,6 +141,60 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "answer: {}", r.answer.text);
     let _ = writeln!(o, "checksum: {}", r.checksum);
     o
+}
+
+/// The `model:` line: predicted against measured communication and the
+/// fit of each link the run used, or which links have no fit.
+fn model_lines(o: &mut String, r: &RunRecord) {
+    let Some(m) = &r.model else {
+        return;
+    };
+    let Some(predicted) = m.predicted_comm_s else {
+        let models = m
+            .models
+            .as_deref()
+            .map_or(String::new(), |p| format!(" in {p}"));
+        let _ = writeln!(
+            o,
+            "model: none fits this placement: no fit for {}{models}; measure it with `mpirun -n {} hpcmap bench pingpong` on these hosts (rank 0 pings a rank on its own host and one on each other host)",
+            m.missing.join(", "),
+            r.ranks
+        );
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "model: communication predicted {} vs measured {} ({}); compute/communication {}",
+        human_seconds(predicted),
+        human_seconds(m.measured_comm_s),
+        if is_static(r) {
+            "scatter + gather"
+        } else {
+            "send + receive calls, overlapped with compute"
+        },
+        m.compute_to_comm.map_or("-".into(), |c| format!("{c:.1}"))
+    );
+    let rate = |per_byte: f64| 1e-6 / per_byte.max(f64::MIN_POSITIVE);
+    for l in &m.links {
+        let fresh = if l.first_touch > 0.0 {
+            format!(", {:.1} MB/s into fresh buffers", rate(l.first_touch))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            o,
+            "  {} ({}, {} rank{}): alpha {:.2} us, {:.1} MB/s{fresh}; {} messages, {} -> {}",
+            l.between,
+            l.placement,
+            l.ranks,
+            if l.ranks == 1 { "" } else { "s" },
+            l.alpha * 1e6,
+            rate(l.beta),
+            l.messages,
+            human_bytes(l.bytes),
+            human_seconds(l.predicted_s)
+        );
+    }
 }
 
 fn is_static(r: &RunRecord) -> bool {
