@@ -1,9 +1,21 @@
 //! A user's own serde types through the pool: particles in, energies out.
 //! Anything `Serialize + Deserialize` travels; the closure can capture
-//! read-only parameters (every rank builds them the same way).
+//! read-only parameters (every rank builds them the same way). A
+//! `#[repr(C)]` struct of numbers that derives `bytemuck::Pod` can be
+//! registered to travel as its bytes (no serde call per item): the same
+//! results, faster.
 //! Run: `mpirun -n 3 target/release/examples/custom_struct`.
 
+use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
+
+/// Plain old data: numbers only, no padding, serde's field order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable, Serialize, Deserialize)]
+struct Point {
+    x: f64,
+    y: f64,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Particle {
@@ -55,6 +67,27 @@ fn main() {
             energies.len(),
             pool.size(),
             energies[0]
+        );
+    }
+
+    // Registered on every rank before the map: points move as bytes.
+    assert!(hpcmap::register_plain::<Point>(), "Point is plain");
+    let input = pool.is_root().then(|| {
+        (0..10_000)
+            .map(|i| Point {
+                x: f64::from(i),
+                y: 0.5,
+            })
+            .collect::<Vec<_>>()
+    });
+    let rotate = |p: Point| Point { x: -p.y, y: p.x };
+    let mapped = pool.map(input.as_deref(), rotate).expect("map succeeds");
+    if let (Some(rotated), Some(input)) = (mapped.results, input) {
+        let serial: Vec<Point> = input.into_iter().map(rotate).collect();
+        assert_eq!(rotated, serial);
+        println!(
+            "{} points rotated as plain bytes: matches the serial map",
+            rotated.len()
         );
     }
 }

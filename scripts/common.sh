@@ -10,9 +10,14 @@ export HPCMAP_ROOT HPCMAP_BIN
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Debian packages needed to build against and run OpenMPI (rsmpi's bindgen needs libclang).
+# Debian packages needed to build against and run OpenMPI (rsmpi's bindgen
+# needs libclang), plus the commands given as arguments (each the name of its
+# Debian package too: tmux for the tests, parallel for the benchmarks).
 ensure_packages() {
-    local missing=()
+    local missing=() extra
+    for extra in "$@"; do
+        command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+    done
     command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
     command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)

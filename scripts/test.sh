@@ -68,7 +68,7 @@ stage() {
     say "stage $name: $p passed, $f failed (exit $rc)"
 }
 
-ensure_packages
+ensure_packages tmux # tests/mpi/follow.rs: the progress bar in a real terminal
 ensure_rust
 mpi_env
 cd "$HPCMAP_ROOT" || exit 1

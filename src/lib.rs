@@ -20,7 +20,7 @@
 //! | [`Pool::try_map_with`] | every rank | items that may fail with an `Err` |
 //! | [`Pool::map_init`] | every rank | state per compute thread (rayon's `map_init`) |
 //! | [`Pool::map_each`] | every rank | results to a closure on the root, in order or as they come |
-//! | [`Pool::map_task`] | every rank | any [`Task`], with a [`journal::Journal`] to resume killed runs |
+//! | [`Pool::map_task`] | every rank | any [`Task`], results to a [`Sink`]; [`Hooks`]: a [`journal::Journal`] to resume killed runs, [`progress::Progress`] counters to follow the map from another thread |
 //! | [`Pool::send`], [`Pool::receive`], [`Pool::exchange`] | the two ranks involved | typed messages |
 //! | [`Pool::broadcast`], [`Pool::barrier`] | every rank | collectives |
 //!
@@ -33,6 +33,13 @@
 //!     assert_eq!(squares, [1, 4, 9]);
 //! }
 //! ```
+//!
+//! [`MapOptions`] chooses the schedule, chunk size, failure policy, order,
+//! a deadline, and whether to record a [`trace`] of where each rank's time
+//! went ([`MapStats::trace`]). Plain-old-data types (integers, floats,
+//! arrays of them, and `#[repr(C)]` structs given to [`register_plain`])
+//! move as their bytes; everything else through bincode, with the same
+//! results and checksums.
 //!
 //! Runnable examples, each asserting its result, are in `examples/` (run
 //! them under `mpirun -n 2` or more). The pool's own messages travel on a

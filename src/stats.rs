@@ -1,6 +1,6 @@
 //! What one map measured: phase times, bytes moved, per-rank work, checksum.
 //!
-//! The schedules measure into a [`Meter`] and gather one [`Row`] per rank;
+//! The schedules measure into a [`Meter`] and gather one `Row` per rank;
 //! [`MapStats`] is built from them here and nowhere else. Turning it into
 //! text or JSON is the command's business. Times are seconds from
 //! `std::time::Instant`, taken on the rank that did the work.

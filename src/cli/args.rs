@@ -16,8 +16,13 @@ Examples:
   mpirun -n 8 hpcmap run square --items 1000000
   mpirun -n 4 hpcmap run mandelbrot --width 2048 --height 2048 --max-iter 500 --output mandel.png
   mpirun -n 4 hpcmap run wordcount --input a.txt b.txt --top 20
-  mpirun -n 2 hpcmap run primes --limit 10000000 --json runs.jsonl
+  mpirun -n 2 hpcmap run primes --limit 10000000 --json runs.jsonl --timeline t.svg
+  mpirun -n 8 hpcmap exec --lines samples.txt --joblog jobs.tsv -- ./align {}
+  mpirun -n 8 hpcmap pipe --lines items.jsonl --results out.jsonl -- python3 -u worker.py
+  hpcmap report runs.jsonl --plot scaling.png
 
+Watching: a progress bar at a terminal, a line every 30 s in a batch job's output
+(--progress), a JSON status file for other shells (--status FILE).
 Logs: RUST_LOG=debug prints what each rank does on stderr, tagged with the rank.";
 
 /// Pool.map for a cluster: spread a map over MPI ranks, gather the results in
@@ -65,7 +70,8 @@ pub enum Command {
 /// `hpcmap bench`: what to measure.
 #[derive(Debug, Subcommand)]
 pub enum BenchArgs {
-    /// The map's data path for `square` against memcpy of the same bytes.
+    /// The map's data path against memcpy of the same bytes, each phase
+    /// next to its own limit measured in the same run.
     Datapath {
         /// Items (u64) to square.
         #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=square::MAX_ITEMS))]
@@ -79,6 +85,10 @@ pub enum BenchArgs {
         /// Items per chunk.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         chunk: Option<u64>,
+        /// What to map: u64 (square: plain data, moved as bytes) or struct
+        /// (a serde struct with a String: bincode all the way).
+        #[arg(long, value_enum, default_value = "u64")]
+        kind: crate::cli::bench::datapath::Kind,
     },
     /// Per-task overhead of the dynamic schedule (empty tasks, chunk 1) next
     /// to the one-way MPI latency measured in the same job.
@@ -103,8 +113,10 @@ pub enum BenchArgs {
         #[command(subcommand)]
         workload: WorkloadArgs,
     },
-    /// Latency and bandwidth between ranks 0 and 1, 1 B to 64 MiB, with a
-    /// Hockney fit T(n) = alpha + n beta.
+    /// Latency and bandwidth between rank 0 and one rank per placement
+    /// (another on its own host, the first on each other host), 1 B to
+    /// 64 MiB, each fitted to Hockney's T(n) = alpha + n beta and saved by
+    /// host pair.
     Pingpong {
         /// Largest message in bytes (powers of two up to it).
         #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
@@ -112,8 +124,8 @@ pub enum BenchArgs {
         /// Timed repetitions per size (after one warm-up); medians are reported.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
         repeat: u64,
-        /// Save the fit here for `hpcmap run --network` [default: $HPCMAP_NETWORK,
-        /// else ~/.cache/hpcmap/network.json].
+        /// Add the fits to this model file, replacing those of the same
+        /// links [default: $HPCMAP_NETWORK, else ~/.cache/hpcmap/network.json].
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
     },

@@ -264,7 +264,12 @@ pub fn median(samples: &mut [f64]) -> f64 {
     }
 }
 
-/// Makes freed buffers of 1 MiB and more go straight back to the OS.
+/// Buffers of this size and more are mapped fresh from the OS and given
+/// back when freed (see `release_big_buffers`); the network model charges
+/// messages received into them at the speed of first touch.
+pub const FRESH_BUFFER_BYTES: usize = 1 << 20;
+
+/// Makes freed buffers of [`FRESH_BUFFER_BYTES`] and more go straight back to the OS.
 ///
 /// glibc raises its mmap threshold to the size of the largest block freed
 /// (up to 32 MiB), after which chunk-sized buffers come from the heap and
@@ -278,7 +283,7 @@ fn release_big_buffers() {
     // SAFETY: mallopt only changes allocator tuning; called before any
     // other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, FRESH_BUFFER_BYTES as i32);
     }
 }
 

@@ -325,7 +325,7 @@ pub fn hash_encoded<T: 'static>(first: usize, bytes: &[u8]) -> Option<u64> {
 }
 
 /// The checksum of a whole result, computed serially: the wrapping sum of
-/// [`item_hash`] over its items. The schedules accumulate the same value as
+/// `item_hash` over its items. The schedules accumulate the same value as
 /// results arrive, in whatever order; this is the serial reference.
 ///
 /// # Errors

@@ -7,7 +7,7 @@
 //! trip; chunks estimated over [`PREFETCH_LIMIT_NS`] are sent only to idle
 //! workers, so nobody hoards big chunks at the end. Each result frees a
 //! window slot, which the root refills. Results waiting in the reorder
-//! buffer beyond [`REORDER_LIMIT_BYTES`] hold back new hand-outs until the
+//! buffer beyond [`super::REORDER_LIMIT_BYTES`] hold back new hand-outs until the
 //! gap is filled (back-pressure that bounds the root's memory).
 //!
 //! The root's own share, two ways:

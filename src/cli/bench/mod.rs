@@ -23,13 +23,14 @@ pub fn run(bench: &BenchArgs, start: fn(usize) -> anyhow::Result<Pool>) -> anyho
             repeat,
             schedule,
             chunk,
+            kind,
         } => {
             let options = MapOptions {
                 schedule,
                 chunk: chunk.map(|c| c as usize),
                 ..MapOptions::default()
             };
-            datapath::run(&start(1)?, items, repeat as usize, &options);
+            datapath::run(&start(1)?, items, repeat as usize, &options, kind);
         }
         BenchArgs::Overhead { tasks, repeat } => {
             overhead::run(&start(1)?, tasks, repeat as usize);

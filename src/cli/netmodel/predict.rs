@@ -92,8 +92,8 @@ pub struct Verdict {
 }
 
 /// Buffers from this size up are fresh pages: the threshold the command
-/// sets for glibc's mmap (`release_big_buffers` in `cli`).
-pub const FRESH_BYTES: f64 = (1u64 << 20) as f64;
+/// sets for glibc's mmap.
+pub const FRESH_BYTES: f64 = crate::cli::FRESH_BUFFER_BYTES as f64;
 
 /// `count` messages of `each` bytes, received into fresh pages or not.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,7 +5,7 @@
 //! one process per rank, one thread per lane, a complete event per span
 //! with its item range in the arguments, and the run's facts in
 //! `otherData` so that `hpcmap report FILE.json --plot` can draw it again.
-//! `.svg` and `.png` are drawn directly ([`draw`]).
+//! `.svg` and `.png` are drawn directly (`draw`).
 
 mod chrome;
 mod draw;
