@@ -14,8 +14,8 @@ Usage: scripts/timelines.sh [--out DIR] [--rate RATE] [--help]
 Writes to DIR (default: docs/):
   timeline-static.svg, timeline-dynamic.svg
       mpirun -n 2 hpcmap run spin --items 400 --micros 5000 --skew 3
-      under each schedule: static leaves rank 1 the expensive half, dynamic
-      balances it (chunks of 10 items)
+      --schedule static (a block per rank) and --schedule dynamic --chunk 10:
+      static leaves rank 1 the expensive half, dynamic balances it
   timeline-1node.svg, timeline-2nodes.svg
       hpcmap run square --items 4000000 on 1 node x 2 ranks and on 2 nodes x
       1 rank of the namespace cluster (scripts/cluster.sh, needs root), the
@@ -51,10 +51,9 @@ picture() {
     "$H" report "$out/$name.json" --plot "$out/$name.svg"
 }
 
-for schedule in static dynamic; do
-    picture "timeline-$schedule" timeout 120 mpirun -n 2 "$H" run spin --items 400 --micros 5000 \
-        --skew 3 --schedule "$schedule" --chunk 10
-done
+spin=(run spin --items 400 --micros 5000 --skew 3)
+picture timeline-static timeout 120 mpirun -n 2 "$H" "${spin[@]}" --schedule static
+picture timeline-dynamic timeout 120 mpirun -n 2 "$H" "${spin[@]}" --schedule dynamic --chunk 10
 
 CLUSTER=$HPCMAP_ROOT/scripts/cluster.sh
 trap 'bash "$CLUSTER" down >/dev/null 2>&1 || true' EXIT

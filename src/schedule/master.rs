@@ -56,6 +56,8 @@ pub const SLEEPING_WINDOW_NS: f64 = 3_000_000.0;
 pub const PREFETCH_LIMIT_NS: f64 = 10_000_000.0;
 /// At most this many chunks in flight per worker.
 pub const MAX_WINDOW: usize = 64;
+/// Chunks of fewer items are queued one ahead even when long (inline mode).
+pub const FEW_ITEMS: usize = 32;
 
 /// A chunk for the root's local worker thread, as values read from the input.
 struct LocalChunk<'a, T> {
@@ -373,7 +375,13 @@ where
                     let left = d.saturating_duration_since(Instant::now()).as_secs_f64() * 1e9;
                     (self.in_flight_items[worker] as f64) * ns + next < left
                 });
-                queued < self.window_ns && next <= PREFETCH_LIMIT_NS && in_time
+                // Inline, the root answers only between its own items, so
+                // a worker whose chunk ends meanwhile waits up to one item:
+                // with chunks of few items that is a fair share of each, so
+                // one chunk stays queued however long it is.
+                let few = self.local.is_none() && self.dispenser.peek_len() < FEW_ITEMS;
+                let ahead = next <= PREFETCH_LIMIT_NS || (few && queue.len() < 2);
+                queued < self.window_ns && ahead && in_time
             }
             _ => false,
         }
@@ -531,6 +539,25 @@ where
         }
     }
 
+    /// A chunk was handed to the collector from `started` until now: its
+    /// time is assembly; then acts on what became of it. Returns now.
+    fn assembled(
+        &mut self,
+        started: Instant,
+        arrival: Arrival,
+        range: Range<usize>,
+        stopped_by: u64,
+    ) -> Instant {
+        let done = Instant::now();
+        let assembling = (done - started).as_secs_f64();
+        self.meter.phases.assemble += assembling;
+        let items = range.clone();
+        self.rec
+            .record_for(LANE_MPI, Phase::Assemble, started, assembling, items);
+        self.arrived(arrival, range, stopped_by);
+        done
+    }
+
     /// Acts on what became of a chunk.
     fn arrived(&mut self, arrival: Arrival, range: Range<usize>, stopped_by: u64) {
         if stopped_by != 0 {
@@ -576,18 +603,7 @@ where
             sum,
             from,
         );
-        let done = Instant::now();
-        let assembling = (done - started).as_secs_f64();
-        self.meter.phases.assemble += assembling;
-        self.rec.record_for(
-            LANE_MPI,
-            Phase::Assemble,
-            started,
-            assembling,
-            range.clone(),
-        );
-        self.arrived(arrival, range, stopped_by);
-        done
+        self.assembled(started, arrival, range, stopped_by)
     }
 
     /// Takes a chunk the root mapped itself (inline or on its local
@@ -613,18 +629,7 @@ where
         self.own.compute_ns += compute_ns;
         let stopped_by = batch.stopped_by;
         let arrival = collector.add_batch(range.start, range.len(), batch, 0);
-        let done = Instant::now();
-        let assembling = (done - started).as_secs_f64();
-        self.meter.phases.assemble += assembling;
-        self.rec.record_for(
-            LANE_MPI,
-            Phase::Assemble,
-            started,
-            assembling,
-            range.clone(),
-        );
-        self.arrived(arrival, range, stopped_by);
-        done
+        self.assembled(started, arrival, range, stopped_by)
     }
 
     /// Stops every worker, gathers the rows, builds the stats.

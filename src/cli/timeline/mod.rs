@@ -79,15 +79,13 @@ impl Format {
     /// # Errors
     /// When the extension is none of `.json`, `.svg`, `.png`.
     pub fn of(path: &Path) -> anyhow::Result<Format> {
-        let ext = path
+        let json = path
             .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        match ext.as_deref() {
-            Some("json") => Ok(Format::Json),
-            Some("png") => Ok(Format::Image(plot::Format::Png)),
-            Some("svg") => Ok(Format::Image(plot::Format::Svg)),
-            _ => bail!(
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        match plot::Format::of(path) {
+            _ if json => Ok(Format::Json),
+            Ok(image) => Ok(Format::Image(image)),
+            Err(_) => bail!(
                 "cannot write a timeline to {}: the file name must end in .json (Chrome trace events), .svg or .png",
                 path.display()
             ),
