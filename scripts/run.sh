@@ -30,6 +30,7 @@ esac
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "-n needs a positive number, got '$ranks'"
 [ $# -gt 0 ] || set -- square --items 10000000
 
+# shellcheck disable=SC2119 # no tools beyond what the build needs
 ensure_packages
 ensure_rust
 mpi_env

@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# shellcheck disable=SC2119 # no tools beyond what the build needs
 ensure_packages
 ensure_rust
 mpi_env

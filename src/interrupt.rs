@@ -1,5 +1,7 @@
 //! Walltime warnings: SIGTERM and SIGUSR1 (what schedulers send before the
-//! kill) only set a flag here, once [`install`] has run.
+//! kill) only set a flag here, once [`install`] has run; so does Ctrl-C
+//! (SIGINT) once [`install_ctrl_c`] has, and a second one ends the process
+//! at once (exit 130), as people expect of a second Ctrl-C.
 //!
 //! Every rank's compute threads check the flag every 64 items and abandon
 //! the chunk in hand (it is computed again on resume); a worker tells the
@@ -15,7 +17,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use signal_hook::consts::{SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 /// The first signal received (0: none).
 static RECEIVED: AtomicU64 = AtomicU64::new(0);
@@ -48,20 +50,39 @@ fn deadline_passed() -> bool {
             .is_some_and(|d| std::time::Instant::now() >= d)
 }
 /// One flag per handled signal, set by the handlers.
-static FLAGS: [OnceLock<Arc<AtomicBool>>; 2] = [OnceLock::new(), OnceLock::new()];
-const HANDLED: [i32; 2] = [SIGTERM, SIGUSR1];
+static FLAGS: [OnceLock<Arc<AtomicBool>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+const HANDLED: [i32; 3] = [SIGTERM, SIGUSR1, SIGINT];
 
-/// Installs the handlers (once per process; later calls do nothing).
+/// Installs the handlers of the walltime signals, SIGTERM and SIGUSR1
+/// (once per process; later calls do nothing).
 ///
 /// # Errors
 /// When a handler cannot be registered.
 pub fn install() -> std::io::Result<()> {
-    for (slot, signal) in FLAGS.iter().zip(HANDLED) {
-        if slot.get().is_some() {
-            continue;
+    for (slot, signal) in FLAGS.iter().zip(HANDLED).take(2) {
+        if slot.get().is_none() {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal, Arc::clone(&flag))?;
+            let _ = slot.set(flag);
         }
+    }
+    Ok(())
+}
+
+/// Also handles Ctrl-C (SIGINT): the first winds the map down as a
+/// walltime signal does, a second ends the process at once (exit 130).
+/// For commands that map, once they are about to: elsewhere (a report, a
+/// benchmark) Ctrl-C keeps its default and ends the process.
+///
+/// # Errors
+/// When a handler cannot be registered.
+pub fn install_ctrl_c() -> std::io::Result<()> {
+    let slot = &FLAGS[2];
+    if slot.get().is_none() {
         let flag = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+        // Registered first, so it sees the flag before this SIGINT sets it.
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))?;
+        signal_hook::flag::register(SIGINT, Arc::clone(&flag))?;
         let _ = slot.set(flag);
     }
     Ok(())
@@ -96,7 +117,7 @@ pub fn requested() -> Option<u64> {
         return Some(DEADLINE);
     }
     for (slot, signal) in FLAGS.iter().zip(HANDLED) {
-        if slot.get()?.load(Ordering::Relaxed) {
+        if slot.get().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             let _ =
                 RECEIVED.compare_exchange(0, signal as u64, Ordering::Relaxed, Ordering::Relaxed);
             return Some(RECEIVED.load(Ordering::Relaxed));
@@ -110,7 +131,7 @@ pub fn name(signal: u64) -> String {
     match signal as i32 {
         SIGTERM => "SIGTERM".into(),
         SIGUSR1 => "SIGUSR1".into(),
-        libc::SIGINT => "SIGINT".into(),
+        SIGINT => "SIGINT".into(),
         libc::SIGKILL => "SIGKILL".into(),
         libc::SIGSEGV => "SIGSEGV".into(),
         libc::SIGABRT => "SIGABRT".into(),

@@ -81,6 +81,9 @@ impl Progress {
     }
 
     /// The map starts: `total` items, `resumed` of them already journaled.
+    /// Called again by the pool as the map itself starts (the command calls
+    /// it first, so the first frame a follower draws is already right):
+    /// nothing has arrived in between, so that only restarts the clock.
     pub(crate) fn start(&self, total: usize, resumed: usize, ranks: usize) {
         self.total.store(total as u64, Ordering::Relaxed);
         self.done.store(resumed as u64, Ordering::Relaxed);

@@ -11,9 +11,10 @@
 //! only their order within a bin is lost. When a rank has kept
 //! [`MAX_SPANS`] spans its resolution doubles and its spans are binned
 //! again, as often as needed, so a long run ends with a coarser picture,
-//! never a truncated one. Times are seconds since the map started on each
-//! rank (right after a barrier, so the ranks' clocks line up to within its
-//! skew).
+//! never a truncated one. With many ranks each keeps fewer ([`JOB_SPANS`]
+//! in all, at least 256 each), so what the root gathers stays bounded as
+//! jobs grow. Times are seconds since the map started on each rank (right
+//! after a barrier, so the ranks' clocks line up to within its skew).
 //!
 //! Lanes of a rank: [`LANE_MPI`] is its MPI thread (communication, waits,
 //! and the chunks it maps itself); [`LANE_LOCAL`] the root's local worker
@@ -27,8 +28,13 @@ use serde::{Deserialize, Serialize};
 
 /// Spans shorter than this are binned (see the module docs), at first.
 pub const RESOLUTION: f64 = 50e-6;
-/// Spans a rank keeps before its resolution doubles.
+/// Spans a rank keeps before its resolution doubles (fewer with many
+/// ranks: see [`JOB_SPANS`]).
 pub const MAX_SPANS: usize = 1 << 20;
+/// Spans all ranks of a job keep at most (each `JOB_SPANS / ranks`, at
+/// least 256, so more in jobs over 8192 ranks): encoded and decoded on the
+/// root, about 90 bytes each, under 200 MB.
+pub const JOB_SPANS: usize = 1 << 21;
 /// The lane of a rank's MPI thread.
 pub const LANE_MPI: u32 = 0;
 /// The lane of the root's local worker thread.
@@ -153,6 +159,8 @@ pub struct Recorder {
     bins: Vec<Option<Bin>>,
     /// Spans shorter than this are binned (seconds).
     resolution: f64,
+    /// Spans kept before the resolution doubles.
+    limit: usize,
 }
 
 /// Short spans of one lane from `start` until `until`.
@@ -166,8 +174,8 @@ struct Bin {
 }
 
 impl Recorder {
-    /// A recorder for `rank`, timing from `t0`; records only when `on`.
-    pub fn new(on: bool, rank: usize, t0: Instant) -> Recorder {
+    /// A recorder for `rank` of `ranks`, timing from `t0`; records only when `on`.
+    pub fn new(on: bool, rank: usize, ranks: usize, t0: Instant) -> Recorder {
         Recorder {
             on,
             rank: rank as u32,
@@ -175,6 +183,7 @@ impl Recorder {
             spans: Vec::new(),
             bins: Vec::new(),
             resolution: RESOLUTION,
+            limit: (JOB_SPANS / ranks.max(1)).clamp(256, MAX_SPANS),
         }
     }
 
@@ -325,7 +334,7 @@ impl Recorder {
 
     fn keep(&mut self, span: Span) {
         self.spans.push(span);
-        if self.spans.len() >= MAX_SPANS {
+        if self.spans.len() >= self.limit {
             self.coarsen();
         }
     }
@@ -333,7 +342,14 @@ impl Recorder {
     /// Doubles the resolution and bins the spans kept so far again, until
     /// at most half the limit remain.
     fn coarsen(&mut self) {
-        while self.spans.len() >= MAX_SPANS / 2 {
+        while self.spans.len() >= self.limit / 2 {
+            let recorded = self.spans.iter().map(|s| s.end).fold(0.0, f64::max);
+            if self.resolution > recorded {
+                // As coarse as it gets (a bin per lane and phase: many
+                // threads): keep what there is rather than loop forever.
+                self.limit = 2 * self.spans.len() + 2;
+                return;
+            }
             self.resolution *= 2.0;
             let spans = std::mem::take(&mut self.spans);
             let bins = std::mem::take(&mut self.bins);
@@ -408,7 +424,7 @@ mod tests {
 
     #[test]
     fn short_spans_are_binned_with_exact_totals_long_ones_kept() {
-        let mut r = Recorder::new(true, 3, Instant::now());
+        let mut r = Recorder::new(true, 3, 4, Instant::now());
         let t = r.t0;
         let at = |us: u64| t + Duration::from_micros(us);
         // Chunks of 10 us with 2 us of receiving between: binned per 100 us.
@@ -452,13 +468,13 @@ mod tests {
         let wait = mpi.last().unwrap();
         assert_eq!(wait.phase, Phase::Wait);
         assert!((wait.start - 300e-6).abs() < 1e-9 && (wait.end - 1300e-6).abs() < 1e-9);
-        let off = Recorder::new(false, 0, Instant::now());
+        let off = Recorder::new(false, 0, 1, Instant::now());
         assert!(off.encode().is_empty());
     }
 
     #[test]
     fn past_the_limit_resolution_doubles_and_totals_hold() {
-        let mut r = Recorder::new(true, 0, Instant::now());
+        let mut r = Recorder::new(true, 0, 1, Instant::now());
         let t = r.t0;
         let n = MAX_SPANS as u64 + 10;
         for k in 0..n {
@@ -480,5 +496,31 @@ mod tests {
         let total: f64 = spans.iter().map(|s| s.end - s.start).sum();
         assert!((total - n as f64 * 60e-6).abs() < 1e-5 * total, "{total}");
         assert_eq!(spans.iter().map(|s| s.count).sum::<u64>(), n);
+    }
+
+    #[test]
+    fn many_ranks_keep_few_spans_each_and_many_lanes_cannot_loop() {
+        // A rank of a 100 000-rank job keeps 256 spans; its 600 lanes
+        // (threads) need more than that even in one bin each: coarsening
+        // stops there and keeps them, totals exact.
+        let mut r = Recorder::new(true, 7, 100_000, Instant::now());
+        assert_eq!(r.limit, 256);
+        let t = r.t0;
+        for k in 0..6000u64 {
+            let lane = LANE_THREADS + (k % 600) as u32;
+            let at = |us: u64| t + Duration::from_micros(us);
+            r.record(
+                lane,
+                Phase::Compute,
+                at(k),
+                at(k + 1000),
+                k as usize..k as usize + 1,
+            );
+        }
+        let (spans, _) = Recorder::decode(7, &r.encode());
+        assert_eq!(spans.iter().map(|s| s.count).sum::<u64>(), 6000);
+        let total: f64 = spans.iter().map(|s| s.end - s.start).sum();
+        assert!((total - 6.0).abs() < 1e-6, "{total}");
+        assert!(spans.len() <= 6000, "{}", spans.len());
     }
 }

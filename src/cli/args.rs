@@ -221,7 +221,7 @@ Each item's stdout is captured whole and written on the root in input order (lik
 parallel --keep-order) to standard output or --results; the report goes to stderr.
 stderr lines are forwarded as they come, tagged [item number]. A command that exits
 non-zero, is killed by a signal or runs past --timeout is a failed item (--on-error).
-Default: --schedule dynamic --chunk 1 (one command per hand-out).";
+Default: --schedule dynamic --chunk T for --threads T (one command per thread per hand-out).";
 
 const PIPE_HELP: &str = "\
 Examples:
@@ -233,7 +233,7 @@ and HPCMAP_SIZE set) and writes it one item per line on stdin; it must answer ea
 with exactly one line on stdout, in order. A worker that exits, crashes, answers with
 more than one line or runs past --timeout fails that item and is started again.
 The answers are written on the root in input order, one line per item.
-Default: --schedule guided (big chunks first, single items at the end).";
+Default: --schedule guided (big chunks first, down to one item per worker at the end).";
 
 /// The built-in workloads.
 #[derive(Clone, Debug, Subcommand)]

@@ -92,6 +92,12 @@ pub trait Job: Sync {
         false
     }
 
+    /// Whether items write to the terminal while the map runs (commands'
+    /// standard error, from any rank): then no bar unless asked for.
+    fn writes_while_mapping(&self) -> bool {
+        false
+    }
+
     /// Where the job writes an output file of its own, if anywhere.
     fn output_path(&self) -> Option<&Path> {
         None
@@ -187,15 +193,25 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         (None, false) => None,
     };
     let log = job.item_log(settings.resume, hosts)?;
-    let status = settings
-        .status
-        .as_deref()
-        .map(|path| StatusFile::open(path, job.name(), settings.journal.clone(), hosts))
-        .transpose()?;
     let timeline = settings
         .timeline
         .as_deref()
         .map(TimelineFile::create)
+        .transpose()?;
+    // Last: once it exists it must end in a final state, which only a
+    // prepared run writes.
+    let status = settings
+        .status
+        .as_deref()
+        .map(|path| {
+            StatusFile::open(
+                path,
+                job.name(),
+                settings.journal.clone(),
+                hosts,
+                input.len(),
+            )
+        })
         .transpose()?;
     let prepare_s = start.elapsed().as_secs_f64();
     info!(items = input.len(), seconds = prepare_s, "input ready");
@@ -280,6 +296,34 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
 /// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
 /// when the root could not start (the root prints the reason).
 pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<()> {
+    let progress = Progress::new();
+    let mut status = None;
+    let result = map_and_report(pool, settings, job, &progress, &mut status);
+    // The status file's last word is the run's, written after everything
+    // else it did (results, timeline, records) succeeded or failed.
+    if let Some(mut status) = status {
+        let state = match &result {
+            Ok(()) => State::Done,
+            Err(e) => match e.downcast_ref::<Exit>() {
+                Some(Exit::Skipped(_)) => State::Skipped,
+                Some(Exit::Interrupted(_)) => State::Interrupted,
+                _ => State::Failed,
+            },
+        };
+        status.write(&progress.snapshot(), state);
+    }
+    result
+}
+
+/// [`run`] but the status file's final state: the file is handed over in
+/// `status` as soon as it exists (root).
+fn map_and_report<J: Job>(
+    pool: &Pool,
+    settings: &Settings,
+    job: &J,
+    progress: &Progress,
+    status: &mut Option<StatusFile>,
+) -> anyhow::Result<()> {
     let mut prepared = None;
     let mut failure = None;
     if pool.is_root() {
@@ -293,6 +337,11 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
     let ready: bool = pool.broadcast(pool.is_root().then_some(&failure.is_none()));
     if !ready {
         return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
+    }
+    if let Some(p) = prepared.as_mut() {
+        *status = p.status.take();
+        let resumed = p.journal.as_ref().map_or(0, Journal::done_items);
+        progress.start(p.input.len(), resumed, pool.size());
     }
     let task = start_task(pool, job)?;
     // The root decides the deadline; every rank counts down on its own clock.
@@ -319,29 +368,27 @@ pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<
         written: 0,
         checksum: None,
     };
-    let follow = prepared.as_mut().map(|p| Follow {
-        mode: ProgressMode::resolve(settings.progress, settings.quiet),
+    let follow = prepared.as_ref().map(|_| Follow {
+        mode: ProgressMode::resolve(
+            settings.progress,
+            settings.quiet,
+            job.writes_while_mapping(),
+        ),
         interval: settings.progress_interval,
-        status: p.status.take(),
+        status: status.take(),
         hidden: false,
     });
     let input = prepared.as_ref().map(|p| &p.input);
     let follow = follow.filter(|f| f.mode != ProgressMode::None || f.status.is_some());
-    let progress = Progress::new();
     let mapped = std::thread::scope(|scope| {
-        let follower = follow.map(|f| Follower::start(scope, f, &progress));
+        let follower = follow.map(|f| Follower::start(scope, f, progress));
         let hooks = Hooks {
             journal: journal.as_mut(),
-            progress: follower.as_ref().map(|_| &progress),
+            progress: follower.as_ref().map(|_| progress),
         };
         let mapped = pool.map_task(input, &options, &task, hooks, &mut sink);
         if let Some(follower) = follower {
-            follower.stop(match &mapped {
-                _ if sink.write_error.is_some() => State::Failed,
-                Ok(_) => State::Done,
-                Err(MapError::Interrupted { .. }) => State::Interrupted,
-                Err(_) => State::Failed,
-            });
+            *status = follower.stop();
         }
         mapped
     });

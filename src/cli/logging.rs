@@ -31,6 +31,27 @@ where
     }
 }
 
+/// One log event, written whole to standard error when dropped: above the
+/// progress bar when one is shown.
+struct AboveBar(Vec<u8>);
+
+impl std::io::Write for AboveBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for AboveBar {
+    fn drop(&mut self) {
+        crate::cli::follow::above(&self.0);
+    }
+}
+
 /// Starts logging for `rank`; the level comes from `RUST_LOG` (default: warn).
 pub fn init(rank: usize) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -43,7 +64,7 @@ pub fn init(rank: usize) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveBar(Vec::new()))
         .event_format(format)
         .try_init();
 }

@@ -60,7 +60,8 @@ Exit codes:
   3   an item failed (--on-error abort; the report names item, rank and host),
       or a rank failed outside an item and the job was aborted
   4   completed, but failed items were skipped (--on-error skip)
-  75  interrupted (SIGTERM/SIGUSR1 or --deadline): resumable with --journal DIR --resume";
+  75  interrupted (SIGTERM/SIGUSR1/Ctrl-C or --deadline): resumable with --journal DIR --resume
+  130 a second Ctrl-C: ended at once (what was journaled still resumes)";
 
 /// Why a command ended without success, where it is not a [`MapError`] or
 /// a plain runtime error.
@@ -180,6 +181,13 @@ pub fn main() -> ExitCode {
 
 /// Runs the parsed command.
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Exec(_) | Command::Pipe(_)
+    ) && let Err(e) = crate::interrupt::install_ctrl_c()
+    {
+        eprintln!("hpcmap: warning: cannot handle Ctrl-C (SIGINT): {e}");
+    }
     match cli.command {
         Command::Run(args) => {
             let config = args.validate().map_err(Exit::Usage)?;

@@ -28,7 +28,8 @@ pub struct MapArgs {
     pub schedule: Option<Schedule>,
 
     /// Items per chunk [default: static: one block per rank; dynamic: items /
-    /// (8 x ranks), for exec 1; guided: the smallest chunk, 1].
+    /// (8 x ranks), for exec --threads; guided: the smallest chunk, 1, for
+    /// pipe --threads].
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk: Option<u64>,
 

@@ -121,7 +121,7 @@ where
         own: Row::default(),
         stopped_by: None,
         local: None,
-        rec: std::mem::replace(rec, Recorder::new(false, 0, map.started)),
+        rec: std::mem::replace(rec, Recorder::new(false, 0, 1, map.started)),
         progress: map.progress,
         idle_since: vec![Some(map.started); t.size()],
     };

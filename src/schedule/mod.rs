@@ -186,7 +186,12 @@ pub struct Map<'a, I: ?Sized, K> {
 impl<I: ?Sized, K> Map<'_, I, K> {
     /// This rank's span recorder (idle unless the map is traced).
     pub fn recorder(&self) -> Recorder {
-        Recorder::new(self.options.trace, self.transport.rank(), self.started)
+        Recorder::new(
+            self.options.trace,
+            self.transport.rank(),
+            self.transport.size(),
+            self.started,
+        )
     }
 }
 

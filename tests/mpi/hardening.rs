@@ -195,23 +195,55 @@ fn concurrent_runs_never_mix_or_delete_each_others_outputs() {
     assert_eq!(wait(&mut b, Duration::from_secs(30)), Some(0));
     assert_eq!(std::fs::read(&results).unwrap(), expected);
 
-    // A second run refused because the journal is in use leaves the first alone.
+    // A second run refused because the journal is in use leaves the first
+    // alone. The first cannot end before the test says so: its commands
+    // wait for a file (no race with the second's start-up).
     std::fs::remove_file(&results).unwrap();
-    let journal = dir.join("j");
-    all.extend(["--journal".into(), journal.display().to_string()]);
-    let mut first = start(2, &all);
-    rank_pid(&journal.display().to_string(), 0);
-    std::thread::sleep(Duration::from_millis(300));
-    let refused: Vec<&str> = all[1..].iter().map(String::as_str).collect();
-    let r = hpcmap_run(2, &refused);
+    let go = dir.join("go");
+    let journal = dir.join("j").display().to_string();
+    let gate = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo $1",
+        go.display()
+    );
+    let results_arg = results.display().to_string();
+    let mut gated: Vec<&str> = vec![
+        "exec",
+        "-q",
+        "--journal",
+        &journal,
+        "--results",
+        &results_arg,
+        "--",
+        "sh",
+        "-c",
+        &gate,
+        "sh",
+        "{}",
+        ":::",
+    ];
+    let items: Vec<String> = (1..=20).map(|k| k.to_string()).collect();
+    gated.extend(items.iter().map(String::as_str));
+    let mut first = start(2, &args(&gated));
+    // Running once its journal exists (created under its lock).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Path::new(&journal).join("journal.hpcmap").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never opened its journal"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = crate::util::mpirun(2, &hpcmap(), &gated);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("in use"), "{}", r.stderr);
+    std::fs::write(&go, "").unwrap();
     assert_eq!(
         wait(&mut first, Duration::from_secs(30)),
         Some(0),
         "the first run finishes"
     );
-    assert_eq!(std::fs::read(&results).unwrap(), expected);
+    let expected: String = items.iter().map(|k| format!("{k}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), expected);
     assert!(temporaries(&dir).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -487,9 +519,19 @@ fn resuming_maps_skipped_items_again_under_the_new_policy() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Whether `pid` handles SIGUSR1 (its `SigCgt` mask has bit 10 - 1) and
-/// still runs one thread only (MPI has not started its own threads yet).
-fn handles_usr1_before_mpi(pid: u32) -> Option<bool> {
+/// Where a starting rank is relative to MPI, read from `/proc/PID/status`
+/// and `/proc/PID/stat`.
+#[derive(Debug, PartialEq)]
+enum Startup {
+    /// Not yet handling SIGUSR1.
+    Early,
+    /// Handling SIGUSR1, one thread, almost no CPU used: MPI has not started.
+    Window,
+    /// MPI's threads are up (or the rank has computed): the window is gone.
+    Late,
+}
+
+fn startup(pid: u32) -> Option<Startup> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -499,44 +541,88 @@ fn handles_usr1_before_mpi(pid: u32) -> Option<bool> {
     };
     let caught = u64::from_str_radix(&field("SigCgt:")?, 16).ok()?;
     let threads: u32 = field("Threads:")?.parse().ok()?;
-    Some(caught & (1 << (10 - 1)) != 0 && threads == 1)
+    // utime + stime in clock ticks (fields 14 and 15, after the command's
+    // closing parenthesis): a rank that has mapped its share of spin has
+    // used hundreds of milliseconds; one that has not started MPI, almost none.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let ticks: u64 = after
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Some(if threads > 1 || ticks > 5 {
+        Startup::Late
+    } else if caught & (1 << (10 - 1)) != 0 {
+        Startup::Window
+    } else {
+        Startup::Early
+    })
+}
+
+/// Rank 0's pid as soon as it exists (polled without sleeping: the window
+/// between its signal handlers and MPI's start lasts a few milliseconds).
+fn first_sight_of_rank0(marker: &str) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for pid in crate::util::ranks_of(marker) {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env
+                .split(|&b| b == 0)
+                .any(|v| v == b"OMPI_COMM_WORLD_RANK=0")
+            {
+                return Some(pid);
+            }
+        }
+        std::thread::yield_now();
+    }
+    None
 }
 
 #[test]
 fn a_walltime_signal_while_mpi_starts_is_not_fatal() {
     let dir = temp_dir("early-signal");
-    let journal = dir.join("j");
-    let marker = journal.display().to_string();
-    let all = args(&[
-        "run",
-        "spin",
-        "--items",
-        "2000",
-        "--micros",
-        "300",
-        "--schedule",
-        "dynamic",
-        "--journal",
-        &marker,
-    ]);
-    let mut job = start(2, &all);
-    let pid = rank_pid(&marker, 0);
-    // Signal as soon as the handler is in place, before MPI is up.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match handles_usr1_before_mpi(pid) {
-            Some(true) => break,
-            Some(false) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_micros(200))
+    // The window is short and this test may be starved by others: an
+    // attempt that sees MPI up before it could signal starts again.
+    for attempt in 1..=20 {
+        let journal = dir.join(format!("j{attempt}"));
+        let marker = journal.display().to_string();
+        let all = args(&[
+            "run",
+            "spin",
+            "--items",
+            "2000",
+            "--micros",
+            "300",
+            "--schedule",
+            "dynamic",
+            "--journal",
+            &marker,
+        ]);
+        let mut job = start(2, &all);
+        let signalled = first_sight_of_rank0(&marker).is_some_and(|pid| {
+            loop {
+                match startup(pid) {
+                    Some(Startup::Early) => std::thread::yield_now(),
+                    Some(Startup::Window) => {
+                        signal(pid, "USR1");
+                        break true;
+                    }
+                    Some(Startup::Late) | None => break false,
+                }
             }
-            other => panic!("rank 0 never handled SIGUSR1 before starting MPI ({other:?})"),
+        });
+        let code = wait(&mut job, Duration::from_secs(30));
+        reap(&marker);
+        if signalled {
+            assert_eq!(code, Some(75), "an early signal interrupts, resumably");
+            let _ = std::fs::remove_dir_all(dir);
+            return;
         }
+        eprintln!("attempt {attempt}: MPI was up before the signal could be sent; again");
     }
-    signal(pid, "USR1");
-    let code = wait(&mut job, Duration::from_secs(30));
-    reap(&marker);
-    assert_eq!(code, Some(75), "an early signal interrupts, resumably");
-    let _ = std::fs::remove_dir_all(dir);
+    panic!("never caught rank 0 between its signal handlers and MPI's start");
 }
 
 #[test]

@@ -160,3 +160,50 @@ fn damaged_and_foreign_journals() {
     assert_eq!(r.code, Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A journal written by hpcmap 0.2 before the plain data path (bincode for
+/// every item, the old checksum), cut in the middle of a record: the current
+/// binary drops the torn record, replays the rest and computes what is
+/// missing, to the answer and checksum of an uninterrupted run today.
+#[test]
+fn a_journal_written_before_the_plain_data_path_still_resumes() {
+    let dir = temp_dir("old-journal");
+    let journal = dir.join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mpi/fixtures/journal-v1-square-5000.hpcmap");
+    std::fs::copy(&fixture, journal.join("journal.hpcmap")).unwrap();
+    let work = [
+        "square",
+        "--items",
+        "5000",
+        "--schedule",
+        "dynamic",
+        "--chunk",
+        "100",
+    ];
+    let mut resume = work.to_vec();
+    let j = journal.display().to_string();
+    resume.extend(["--journal", &j, "--resume"]);
+    for ranks in [1, 3] {
+        // Each resume works on its own copy: the first completes the journal.
+        std::fs::copy(&fixture, journal.join("journal.hpcmap")).unwrap();
+        let resumed = hpcmap_run(ranks, &resume).ok();
+        assert!(
+            resumed
+                .stderr
+                .contains("dropped 794 bytes of a torn or corrupt record"),
+            "{}",
+            resumed.stderr
+        );
+        assert_eq!(
+            resumed.field("resumed"),
+            "2400 items from the journal, 2600 computed in this run"
+        );
+        let fresh = hpcmap_run(ranks, &work).ok();
+        assert_eq!(answer_and_checksum(&resumed), answer_and_checksum(&fresh));
+        // The closed form: 5000 x 5001 x 10001 / 6.
+        assert_eq!(resumed.field("answer"), "sum of 5000 squares = 41679167500");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

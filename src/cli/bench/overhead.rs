@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::cli::follow::{Follow, Follower, ProgressMode, State};
+use crate::cli::follow::{Follow, Follower, ProgressMode};
 use crate::cli::workloads::Workload;
 use crate::cli::workloads::spin::Spin;
 use crate::progress::Progress;
@@ -61,7 +61,7 @@ pub fn run(pool: &Pool, tasks: u64, repeat: usize) {
                 let options = if kind == 2 { &traced } else { &plain };
                 let stats = pool.map_task(input.as_ref(), options, &task, hooks, FnSink(|_, _| {}));
                 if let Some(f) = follower {
-                    f.stop(State::Done);
+                    f.stop();
                 }
                 stats
             })

@@ -167,6 +167,7 @@ impl UserJob {
     /// A usage message.
     pub fn exec(args: ExecArgs) -> Result<(Settings, UserJob), String> {
         let shell = args.shell;
+        let threads = usize::from(args.map.threads);
         UserJob::new(
             args.items,
             &args.map,
@@ -180,7 +181,9 @@ impl UserJob {
                 }
                 Ok(Mode::Exec(Template::new(command, shell)))
             },
-            (Schedule::Dynamic, Some(1)),
+            // One command per thread per hand-out: a chunk's items run at
+            // once, one on each of the rank's threads.
+            (Schedule::Dynamic, Some(threads)),
         )
     }
 
@@ -189,6 +192,7 @@ impl UserJob {
     /// # Errors
     /// A usage message.
     pub fn pipe(args: PipeArgs) -> Result<(Settings, UserJob), String> {
+        let threads = usize::from(args.map.threads);
         UserJob::new(
             args.items,
             &args.map,
@@ -199,7 +203,8 @@ impl UserJob {
                 }
                 Ok(Mode::Pipe(command.to_vec()))
             },
-            (Schedule::Guided, None),
+            // Chunks never shrink below one item per worker process.
+            (Schedule::Guided, Some(threads)),
         )
     }
 }
@@ -330,6 +335,10 @@ impl Job for UserJob {
     }
 
     fn results_to_stdout(&self) -> bool {
+        true
+    }
+
+    fn writes_while_mapping(&self) -> bool {
         true
     }
 

@@ -245,12 +245,12 @@ impl Stderr {
     }
 
     fn emit(&mut self, line: &[u8], tag: &str) {
-        use std::io::Write;
         let mut out = Vec::with_capacity(tag.len() + line.len() + 4);
         out.extend_from_slice(tag.as_bytes());
         out.extend_from_slice(line);
         out.push(b'\n');
-        let _ = io::stderr().lock().write_all(&out);
+        // Whole, and above the progress bar when the root draws one.
+        crate::cli::follow::above(&out);
         if self.tail.len() == Self::TAIL {
             self.tail.pop_front();
         }

@@ -1,74 +1,106 @@
 //! The progress bar: indicatif, drawn on standard error through a terminal
 //! handle of our own. Standard error may be a pipe to `mpirun` that ends on
 //! a person's terminal; indicatif would hide itself on a pipe, so the
-//! handle writes the escape sequences regardless and takes its width from
-//! the terminal at the end of the pipe.
+//! handle writes the escape sequences regardless and asks the terminal at
+//! the end of the pipe for its width at every redraw (it may be resized).
+//!
+//! The whole line is rendered here and handed to indicatif as one message,
+//! so a redraw never shows the bar of one moment beside the text of
+//! another. The root's own messages while the bar is up (warnings, logs)
+//! go through [`above`], which lifts the bar, writes, and puts it back.
 
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::progress::Snapshot;
 
+/// The bar being shown, for [`above`].
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Writes `text` to standard error, above the bar if one is shown.
+pub fn above(text: &[u8]) {
+    let shown = SHOWN.lock().ok().and_then(|b| b.clone());
+    let write = || {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(text);
+        let _ = err.flush();
+    };
+    match shown {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
 /// The bar on the root's standard error.
-pub struct Bar(ProgressBar);
+pub struct Bar {
+    bar: ProgressBar,
+    term: Terminal,
+}
 
 impl Bar {
     /// A bar drawn at most 4 times a second (into nothing when `hidden`).
     pub fn new(hidden: bool) -> Bar {
-        let term = Stderr {
-            hidden,
-            ..Stderr::new()
-        };
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term), 4);
-        let bar = ProgressBar::with_draw_target(Some(0), target);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {wide_msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        Bar(bar)
+        let term = Terminal::new(hidden);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 4);
+        let bar = ProgressBar::with_draw_target(None, target);
+        bar.set_style(ProgressStyle::with_template("{wide_msg}").expect("a valid template"));
+        if !hidden && let Ok(mut shown) = SHOWN.lock() {
+            *shown = Some(bar.clone());
+        }
+        Bar { bar, term }
     }
 
     /// Shows `s`.
     pub fn show(&self, s: &Snapshot) {
         // Static: the root's share is the only measure until the end.
-        let (pos, len) = match s.root_share {
+        let (done, of) = match s.root_share {
             Some((done, of)) if s.done == s.resumed => (done, of),
             _ => (s.done, s.total),
         };
-        self.0.set_length(len);
-        self.0.set_position(pos);
-        self.0.set_message(super::summary(s));
+        let width = (usize::from(self.term.width()) / 5).clamp(6, 30);
+        // Nothing to do counts as all done.
+        let filled = (width as u64 * done.min(of))
+            .checked_div(of)
+            .map_or(width, |f| f as usize);
+        let bar = format!(
+            "[{}{}{}]",
+            "=".repeat(filled.saturating_sub(1)),
+            if filled > 0 { ">" } else { "" },
+            " ".repeat(width - filled)
+        );
+        self.bar.set_message(format!("{bar} {}", super::summary(s)));
     }
 
     /// Removes the bar, leaving the cursor where it was before it.
     pub fn clear(self) {
-        self.0.finish_and_clear();
+        if let Ok(mut shown) = SHOWN.lock() {
+            *shown = None;
+        }
+        self.bar.finish_and_clear();
     }
 }
 
-/// Standard error as a terminal of `columns` width.
-#[derive(Debug)]
-struct Stderr {
-    columns: u16,
+/// Standard error as a terminal, as wide as the terminal a person sees it on.
+#[derive(Debug, Clone)]
+struct Terminal {
+    /// Where the width comes from: our standard error or the launcher's.
+    size_of: Option<std::sync::Arc<File>>,
     /// Writes nothing.
     hidden: bool,
 }
 
-impl Stderr {
-    fn new() -> Stderr {
-        let columns = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .or_else(|| width(&io::stderr()))
-            .or_else(|| super::launcher_terminal().and_then(|t| width(&t)))
-            .unwrap_or(80);
-        Stderr {
-            columns,
-            hidden: false,
-        }
+impl Terminal {
+    fn new(hidden: bool) -> Terminal {
+        let size_of = if width(&io::stderr().as_fd()).is_some() {
+            None
+        } else {
+            super::launcher_terminal().map(std::sync::Arc::new)
+        };
+        Terminal { size_of, hidden }
     }
 
     fn put(&self, s: &str) -> io::Result<()> {
@@ -96,9 +128,15 @@ fn width(fd: &impl AsRawFd) -> Option<u16> {
     (ok && size.ws_col > 0).then_some(size.ws_col)
 }
 
-impl TermLike for Stderr {
+impl TermLike for Terminal {
     fn width(&self) -> u16 {
-        self.columns
+        let measured = match &self.size_of {
+            Some(tty) => width(&tty.as_fd()),
+            None => width(&io::stderr().as_fd()),
+        };
+        measured
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(80)
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::progress::{Progress, Snapshot};
 
+pub use bar::above;
 pub use status::{State, StatusFile};
 
 /// How the bar is redrawn at most (indicatif redraws at most this often too).
@@ -53,16 +54,18 @@ impl FromStr for ProgressMode {
 }
 
 impl ProgressMode {
-    /// The mode to use: `asked` if given; else none with `--quiet`; a bar
-    /// when a person sees standard error (it is a terminal, or the rank's
-    /// launcher writes to one); lines in a batch job (Slurm or PBS); else
-    /// none (a pipe or a file outside a batch job).
-    pub fn resolve(asked: Option<ProgressMode>, quiet: bool) -> ProgressMode {
+    /// The mode to use: `asked` if given; else none with `--quiet`; when
+    /// a person sees standard error (it is a terminal, or the rank's
+    /// launcher writes to one), a bar, or lines if the items themselves
+    /// write to the terminal (`noisy`: other ranks' output would break a
+    /// bar that only the root can redraw); lines in a batch job (Slurm or
+    /// PBS); else none (a pipe or a file outside a batch job).
+    pub fn resolve(asked: Option<ProgressMode>, quiet: bool, noisy: bool) -> ProgressMode {
         match asked {
             Some(mode) => mode,
             None if quiet => ProgressMode::None,
-            None if person_watches() => ProgressMode::Bar,
-            None if in_batch_job() => ProgressMode::Lines,
+            None if person_watches() && !noisy => ProgressMode::Bar,
+            None if person_watches() || in_batch_job() => ProgressMode::Lines,
             None => ProgressMode::None,
         }
     }
@@ -129,8 +132,8 @@ pub struct Follow {
 
 /// The thread following a running map; [`Follower::stop`] ends it.
 pub struct Follower<'scope> {
-    stop: Sender<State>,
-    thread: ScopedJoinHandle<'scope, ()>,
+    stop: Sender<()>,
+    thread: ScopedJoinHandle<'scope, Option<StatusFile>>,
 }
 
 impl<'scope> Follower<'scope> {
@@ -145,15 +148,16 @@ impl<'scope> Follower<'scope> {
         Follower { stop, thread }
     }
 
-    /// Ends following: the bar is cleared, the status file gets `state`.
-    pub fn stop(self, state: State) {
-        let _ = self.stop.send(state);
-        let _ = self.thread.join();
+    /// Ends following: the bar is cleared; returns the status file, for
+    /// the run's final state once everything else is written.
+    pub fn stop(self) -> Option<StatusFile> {
+        let _ = self.stop.send(());
+        self.thread.join().ok().flatten()
     }
 }
 
 impl Follow {
-    fn run(mut self, progress: &Progress, stopped: Receiver<State>) {
+    fn run(mut self, progress: &Progress, stopped: Receiver<()>) -> Option<StatusFile> {
         let bar = (self.mode == ProgressMode::Bar).then(|| bar::Bar::new(self.hidden));
         let tick = match self.mode {
             ProgressMode::Bar => BAR_TICK,
@@ -180,17 +184,13 @@ impl Follow {
                 next_status = now + STATUS_EVERY;
             }
             match stopped.recv_timeout(tick) {
-                Ok(state) => {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                     if let Some(bar) = bar {
                         bar.clear();
                     }
-                    if let Some(status) = self.status.as_mut() {
-                        status.write(&progress.snapshot(), state);
-                    }
-                    return;
+                    return self.status;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }
@@ -205,7 +205,14 @@ fn line(s: &Snapshot) {
 
 /// Done, failed, rate and ETA in words (the bar's message, the lines' text).
 pub fn summary(s: &Snapshot) -> String {
+    let mut eta = s.eta_s;
     let mut text = match s.root_share {
+        Some((done, of)) if s.done == s.resumed && done >= of => {
+            eta = None;
+            format!(
+                "the root's share ({of}) is done; waiting for the other ranks (static: results arrive at the end)"
+            )
+        }
         Some((done, of)) if s.done == s.resumed => format!(
             "{:.1}% of the root's share ({done}/{of}; static: results arrive at the end)",
             percent(done, of)
@@ -224,7 +231,7 @@ pub fn summary(s: &Snapshot) -> String {
         text += &format!(", {} from the journal", s.resumed);
     }
     text += &format!(", {}", rate(s.rate));
-    if let Some(eta) = s.eta_s {
+    if let Some(eta) = eta {
         text += &format!(", ETA {}", duration(eta));
     }
     text += &format!(", elapsed {}", duration(s.elapsed_s));
@@ -266,11 +273,9 @@ mod tests {
     fn modes_parse_and_an_explicit_mode_wins() {
         assert_eq!("lines".parse(), Ok(ProgressMode::Lines));
         assert!("fancy".parse::<ProgressMode>().is_err());
-        assert_eq!(
-            ProgressMode::resolve(Some(ProgressMode::Bar), true),
-            ProgressMode::Bar
-        );
-        assert_eq!(ProgressMode::resolve(None, true), ProgressMode::None);
+        let bar = Some(ProgressMode::Bar);
+        assert_eq!(ProgressMode::resolve(bar, true, true), ProgressMode::Bar);
+        assert_eq!(ProgressMode::resolve(None, true, false), ProgressMode::None);
     }
 
     #[test]

@@ -20,8 +20,11 @@ pub const VERSION: u32 = 1;
 pub enum State {
     /// Mapping.
     Running,
-    /// Ended with every item accounted for.
+    /// Ended with every item mapped (exit 0).
     Done,
+    /// Ended with every item accounted for, failed ones left out under
+    /// `--on-error skip` (exit 4).
+    Skipped,
     /// Ended early by a signal or deadline (resumable with a journal).
     Interrupted,
     /// Ended by a failure.
@@ -76,6 +79,7 @@ impl StatusFile {
         job: &str,
         journal: Option<PathBuf>,
         hosts: &[String],
+        total: usize,
     ) -> anyhow::Result<StatusFile> {
         let file = StatusFile {
             path: path.to_path_buf(),
@@ -85,7 +89,11 @@ impl StatusFile {
             started: now_unix(),
             warned: false,
         };
-        file.try_write(&Snapshot::default(), State::Running)?;
+        let first = Snapshot {
+            total: total as u64,
+            ..Snapshot::default()
+        };
+        file.try_write(&first, State::Running)?;
         Ok(file)
     }
 
@@ -96,7 +104,8 @@ impl StatusFile {
             && !self.warned
         {
             self.warned = true;
-            eprintln!("hpcmap: warning: cannot update the status file: {e:#}");
+            let text = format!("hpcmap: warning: cannot update the status file: {e:#}\n");
+            super::above(text.as_bytes());
         }
     }
 
