@@ -595,62 +595,30 @@ fn the_joblog_reads_like_gnu_parallels() {
 
 /// With `--threads 2` and no `--chunk`, two commands (or two pipe workers)
 /// of one rank run at once: each item waits until both have started, so a
-/// run that ran them one after the other would time out its items.
+/// run that ran them one after the other would fail its items.
 #[test]
 fn threads_run_commands_side_by_side_by_default() {
     let dir = temp_dir("exec-threads");
     let meet = dir.join("meet");
-    std::fs::create_dir_all(&meet).unwrap();
-    // Item X leaves a mark, then waits (at most 10 s) for the other's.
+    // Item $x leaves a mark, waits (at most 10 s) for the other's, then
+    // answers with its name, or fails.
     let rendezvous = format!(
-        "touch {m}/$1; n=0; while [ $(ls {m} | wc -l) -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; [ $n -lt 200 ] && echo $1",
+        "touch {m}/$x; n=0; while [ $(ls {m} | wc -l) -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; [ $n -lt 200 ] && echo $x",
         m = s(&meet)
     );
-    let r = hpcmap_cmd(
-        1,
-        &[
-            "exec",
-            "--threads",
-            "2",
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            &rendezvous,
-            "sh",
-            "{}",
-            ":::",
-            "a",
-            "b",
-        ],
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(r.stdout, "a\nb\n");
-
-    // pipe: one worker per thread, each answering after the rendezvous.
-    let _ = std::fs::remove_dir_all(&meet);
-    std::fs::create_dir_all(&meet).unwrap();
-    let worker = format!(
-        "while read x; do touch {m}/$x; n=0; while [ $(ls {m} | wc -l) -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; [ $n -lt 200 ] && echo $x || exit 1; done",
-        m = s(&meet)
-    );
-    let r = hpcmap_cmd(
-        1,
-        &[
-            "pipe",
-            "--threads",
-            "2",
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            &worker,
-            ":::",
-            "a",
-            "b",
-        ],
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(r.stdout, "a\nb\n");
+    let exec = format!("x=$1; {rendezvous}");
+    let pipe = format!("while read x; do {rendezvous} || exit 1; done");
+    for (mode, script, arg) in [("exec", &exec, Some("{}")), ("pipe", &pipe, None)] {
+        let _ = std::fs::remove_dir_all(&meet);
+        std::fs::create_dir_all(&meet).unwrap();
+        let mut a = vec![mode, "--threads", "2", "-q", "--", "sh", "-c", script];
+        if let Some(arg) = arg {
+            a.extend(["sh", arg]);
+        }
+        a.extend([":::", "a", "b"]);
+        let r = hpcmap_cmd(1, &a);
+        assert_eq!(r.code, Some(0), "{mode}: {}", r.stderr);
+        assert_eq!(r.stdout, "a\nb\n", "{mode}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
