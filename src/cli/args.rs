@@ -152,7 +152,9 @@ pub struct ItemArgs {
     pub lines: Option<PathBuf>,
 
     /// The files matching each GLOB are the items, sorted (quote the
-    /// patterns, so that hpcmap expands them, not the shell).
+    /// patterns, so that hpcmap expands them, not the shell). As in the
+    /// shell, `*` matches no leading dot; a matching name that is not UTF-8
+    /// is refused (list such files with --lines).
     #[arg(long, value_name = "GLOB", num_args = 1..)]
     pub files: Vec<String>,
 

@@ -127,11 +127,12 @@ pub trait Job: Sync {
 
 /// A per-item log on the root (GNU parallel's joblog).
 pub trait ItemLog<U> {
-    /// Item `index` succeeded with `result`.
+    /// Item `index` succeeded with `result`; `replayed` when it comes from
+    /// the journal of an earlier run (which may have logged it already).
     ///
     /// # Errors
     /// When writing fails.
-    fn done(&mut self, index: usize, result: &U) -> std::io::Result<()>;
+    fn done(&mut self, index: usize, result: &U, replayed: bool) -> std::io::Result<()>;
 
     /// An item failed.
     ///
@@ -237,7 +238,7 @@ struct RunSink<'a, J: Job> {
     summary: J::Summary,
     results: Option<Output>,
     log: Option<Box<dyn ItemLog<J::Output>>>,
-    /// Items replayed from the journal (not logged again).
+    /// Items replayed from the journal (the log decides whether it has them).
     replayed: Vec<Range<usize>>,
     write_error: Option<(String, std::io::Error)>,
     written: usize,
@@ -271,9 +272,9 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
         if let Some(sum) = self.job.checksum(index, &result) {
             self.checksum = Some(self.checksum.unwrap_or(0).wrapping_add(sum));
         }
-        if !self.replayed(index)
-            && let Some(log) = self.log.as_mut()
-            && let Err(e) = log.done(index, &result)
+        let replayed = self.replayed(index);
+        if let Some(log) = self.log.as_mut()
+            && let Err(e) = log.done(index, &result, replayed)
         {
             self.stop("the joblog".into(), e);
         }

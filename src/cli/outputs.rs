@@ -273,6 +273,30 @@ pub fn check_distinct(roles: &[(&str, &Path)]) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses input files (`--files`, known only once globbed) that are also
+/// one of the run's `outputs`: the run would read what it is about to
+/// replace.
+pub fn check_inputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), String> {
+    let ids: Vec<(&str, Identity)> = outputs
+        .iter()
+        .filter_map(|(role, p)| Some((*role, identity(p)?)))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for input in inputs {
+        if let Some(id) = identity(input)
+            && let Some((role, _)) = ids.iter().find(|(_, o)| *o == id)
+        {
+            return Err(format!(
+                "--files matches {}, which is also {role}: each file needs one role",
+                input.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -328,6 +328,8 @@ fn pipe_worker_failures_fail_only_their_item() {
          \x20   if x == 13: os._exit(7)\n\
          \x20   if x == 21: print(x); print(x)\n\
          \x20   elif x == 33: time.sleep(60)\n\
+         \x20   elif x == 41: sys.stdout.write(str(x))\n\
+         \x20   elif x == 45: sys.stdout.write(f'{x}\\nEXTRA\\n')\n\
          \x20   else: print(x * 2)\n\
          \x20   sys.stdout.flush()\n",
     )
@@ -361,7 +363,7 @@ fn pipe_worker_failures_fail_only_their_item() {
         );
         assert_eq!(r.code, Some(4), "{}", r.stderr);
         let expected: String = (1..=50u64)
-            .filter(|x| ![13, 21, 33].contains(x))
+            .filter(|x| ![13, 21, 33, 41, 45].contains(x))
             .map(|x| format!("{}\n", 2 * x))
             .collect();
         assert_eq!(r.stdout, expected, "{ranks} ranks");
@@ -386,12 +388,24 @@ fn pipe_worker_failures_fail_only_their_item() {
             .collect();
         assert_eq!(
             skipped.iter().map(|f| f.0).collect::<Vec<_>>(),
-            [12, 20, 32]
+            [12, 20, 32, 40, 44]
         );
         assert!(skipped[0].1.contains("exit status 7"), "{skipped:?}");
         assert!(skipped[1].1.contains("more than one line"), "{skipped:?}");
         assert!(skipped[2].1.contains("timed out"), "{skipped:?}");
+        // A lost newline: named, never glued to the next item's answer.
+        assert!(
+            skipped[3].1.contains("printed `41` without a newline"),
+            "{skipped:?}"
+        );
+        // Two lines in one write.
+        assert!(skipped[4].1.contains("more than one line"), "{skipped:?}");
     }
+    // A worker whose output is buffered (sed without -u) answers nothing
+    // until its input ends: the run says so instead of waiting forever.
+    let r = hpcmap_cmd(1, &["pipe", "-q", "--", "sed", "s/^/x/", ":::", "1", "2"]);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("buffered output"), "{}", r.stderr);
     // A worker that cannot start stops the run before any work.
     let r = hpcmap_cmd(2, &["pipe", "-q", "--", "/nonexistent/worker", ":::", "1"]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -590,6 +604,74 @@ fn the_joblog_reads_like_gnu_parallels() {
         assert!(row[2].parse::<f64>().unwrap() > 1.7e9 && row[3].parse::<f64>().unwrap() >= 0.0);
         assert!(row[8].starts_with("sh -c "), "{row:?}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A run interrupted while item 1 still runs has journaled the items after
+/// it, which the log (in output order) had not reached; the resumed run
+/// logs them: in the end every item is in the joblog exactly once.
+#[test]
+fn an_interrupted_then_resumed_run_logs_every_item_once() {
+    let dir = temp_dir("joblog-resume");
+    let (log, journal, marks, go) = (
+        dir.join("jobs.tsv"),
+        dir.join("j"),
+        dir.join("marks"),
+        dir.join("go"),
+    );
+    std::fs::create_dir_all(&marks).unwrap();
+    let command = format!(
+        "if [ {{}} = 1 ]; then while [ ! -e {go} ]; do sleep 0.02; done; fi; touch {marks}/{{}}; echo item {{}}",
+        go = s(&go),
+        marks = s(&marks)
+    );
+    let items: Vec<String> = (1..=10).map(|k| k.to_string()).collect();
+    let mut all: Vec<&str> = vec![
+        "exec",
+        "-q",
+        "--shell",
+        "--journal",
+        s(&journal),
+        "--joblog",
+        s(&log),
+        "--",
+        &command,
+        ":::",
+    ];
+    all.extend(items.iter().map(String::as_str));
+    let owned: Vec<String> = all.iter().map(|a| a.to_string()).collect();
+    let mut job = start(2, &owned);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Items 2-10 run, but for those queued behind item 1 (a rank keeps a
+    // few milliseconds of work queued ahead): wait until no more finish.
+    let (mut seen, mut since) = (0, std::time::Instant::now());
+    loop {
+        let now = std::fs::read_dir(&marks).unwrap().count();
+        if now != seen {
+            (seen, since) = (now, std::time::Instant::now());
+        } else if seen >= 5 && since.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "items 2-10 never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(crate::util::rank_pid(s(&journal), 0), "USR1");
+    assert_eq!(wait(&mut job, Duration::from_secs(30)), Some(75));
+    std::fs::write(&go, "").unwrap();
+    all.insert(1, "--resume");
+    let r = hpcmap_cmd(2, &all);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let expected: String = items.iter().map(|k| format!("item {k}\n")).collect();
+    assert_eq!(r.stdout, expected);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut seqs: Vec<u32> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=10).collect::<Vec<u32>>(), "{text}");
+    reap(s(&journal));
     let _ = std::fs::remove_dir_all(dir);
 }
 

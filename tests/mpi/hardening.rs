@@ -284,6 +284,16 @@ fn one_file_in_two_roles_is_a_usage_error_before_any_work() {
     }
     assert_eq!(std::fs::read_to_string(&text).unwrap(), "some words here\n");
     assert!(!dir.join("x.json").exists() && !dir.join("o.png").exists());
+    // exec --files: a matched file that is also an output, found once globbed.
+    let glob = format!("{}/*.txt", dir.display());
+    let r = crate::util::mpirun(
+        2,
+        &hpcmap(),
+        &["exec", "--files", &glob, "--results", &t, "--", "cat", "{}"],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("also --results"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&text).unwrap(), "some words here\n");
     let _ = std::fs::remove_dir_all(dir);
 }
 

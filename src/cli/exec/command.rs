@@ -222,6 +222,16 @@ pub fn display(argv: &[OsString]) -> String {
     words.join(" ")
 }
 
+/// `shown` cut to a length that reads in a message (an argument may be
+/// megabytes long), saying how much was left out.
+pub fn abbreviated(shown: &str) -> String {
+    const KEEP: usize = 200;
+    match shown.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}... ({} bytes in all)", &shown[..at], shown.len()),
+        None => shown.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

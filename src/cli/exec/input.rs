@@ -185,10 +185,14 @@ impl Items {
     pub fn files(patterns: &[String]) -> anyhow::Result<Items> {
         let mut items = Vec::new();
         for pattern in patterns {
+            refuse_unmatchable(pattern)?;
             let mut paths: Vec<PathBuf> = glob::glob(pattern)
                 .with_context(|| format!("--files '{pattern}' is not a valid pattern"))?
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("cannot list the files of '{pattern}'"))?;
+            // As the shell globs, a wildcard matches no leading dot (glob's
+            // own option for it panics on names that are not UTF-8).
+            paths.retain(|p| !hidden_by_wildcard(pattern, p));
             if paths.is_empty() {
                 bail!("--files '{pattern}' matches no file");
             }
@@ -272,6 +276,67 @@ impl Source for Items {
     }
 }
 
+/// The glob matcher sees only UTF-8 names: a file whose name is not UTF-8
+/// but would match `pattern` would be left out without a word. Refuses the
+/// pattern instead (checked where only its last component has wildcards,
+/// the usual `dir/*.ext`).
+fn refuse_unmatchable(pattern: &str) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(pattern);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let wild = |s: &std::ffi::OsStr| s.as_bytes().iter().any(|b| b"*?[".contains(b));
+    if wild(dir.as_os_str()) || !wild(name) {
+        return Ok(());
+    }
+    let Ok(matcher) = glob::Pattern::new(&name.to_string_lossy()) else {
+        return Ok(());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_none() && matcher.matches(&name.to_string_lossy()) {
+            bail!(
+                "--files '{pattern}': {} has a name that is not UTF-8, which globs cannot match; \
+                 list the files with --lines instead (e.g. find ... > list.txt)",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether a component of `path` starting with a dot was matched by a
+/// wildcard component of `pattern` (`*.csv` matching `.a.csv`).
+fn hidden_by_wildcard(pattern: &str, path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let wanted: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let found: Vec<&[u8]> = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::RootDir))
+        .map(|c| c.as_os_str().as_bytes())
+        .collect();
+    // With `**` the components do not pair up: judge the file name alone.
+    let pairs: Vec<(&str, &[u8])> = if wanted.len() == found.len() {
+        wanted.iter().copied().zip(found.iter().copied()).collect()
+    } else {
+        wanted
+            .last()
+            .copied()
+            .zip(found.last().copied())
+            .into_iter()
+            .collect()
+    };
+    pairs
+        .iter()
+        .any(|(w, f)| f.starts_with(b".") && !w.starts_with('.') && w.contains(['*', '?', '[']))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +345,36 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text).unwrap();
         (Lines::open(f.path()).unwrap(), f)
+    }
+
+    #[test]
+    fn globs_skip_hidden_files_as_the_shell_does_and_refuse_what_they_cannot_see() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.csv", "b.csv", ".hidden.csv"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names = |pattern: &str| -> anyhow::Result<Vec<String>> {
+            let Items::Memory(items) =
+                Items::files(&[format!("{}/{pattern}", dir.path().display())])?
+            else {
+                unreachable!("globs are held in memory")
+            };
+            Ok(items
+                .iter()
+                .map(|i| {
+                    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&i.0));
+                    path.file_name().unwrap().to_string_lossy().into_owned()
+                })
+                .collect())
+        };
+        assert_eq!(names("*.csv").unwrap(), ["a.csv", "b.csv"]);
+        assert_eq!(names(".*.csv").unwrap(), [".hidden.csv"]);
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.csv");
+        std::fs::write(dir.path().join(latin1), "").unwrap();
+        let refused = names("*.csv").unwrap_err().to_string();
+        assert!(refused.contains("not UTF-8"), "{refused}");
+        assert_eq!(names("a.*").unwrap(), ["a.csv"]);
     }
 
     #[test]

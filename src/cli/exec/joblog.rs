@@ -7,11 +7,13 @@
 //!
 //! tab-separated, times in seconds with three decimals. Lines are written
 //! on the root as items finish (in the order the results are handed on), so
-//! the log can be followed with `tail -f`. A resumed run appends; items
-//! taken from the journal are not logged again.
+//! the log can be followed with `tail -f`. A resumed run appends: items
+//! taken from the journal are logged then unless the log already has them
+//! (an interrupted run journals chunks that finished out of order before
+//! their turn to be logged came).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -26,6 +28,8 @@ pub struct Joblog {
     hosts: Vec<String>,
     /// The first item's index in the whole input (`--part`).
     offset: usize,
+    /// Bit `seq` is set for each Seq the log already held (resume).
+    logged: Vec<u64>,
 }
 
 const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
@@ -50,6 +54,11 @@ impl Joblog {
         } else {
             options.write(true).truncate(true);
         }
+        let logged = if resume {
+            logged_seqs(path).with_context(context)?
+        } else {
+            Vec::new()
+        };
         let file = options.open(path).with_context(context)?;
         let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
         let mut out = BufWriter::new(file);
@@ -57,7 +66,12 @@ impl Joblog {
             out.write_all(HEADER.as_bytes()).with_context(context)?;
             out.flush().with_context(context)?;
         }
-        Ok(Joblog { out, hosts, offset })
+        Ok(Joblog {
+            out,
+            hosts,
+            offset,
+            logged,
+        })
     }
 
     fn line(&mut self, seq: usize, meta: &Meta) -> std::io::Result<()> {
@@ -80,9 +94,40 @@ impl Joblog {
     }
 }
 
+/// The Seq of every line of an existing joblog, as a bit set.
+fn logged_seqs(path: &Path) -> std::io::Result<Vec<u64>> {
+    let mut bits = Vec::new();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(bits),
+        Err(e) => return Err(e),
+    };
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line?;
+        let seq = line.split(|&b| b == b'\t').next().unwrap_or_default();
+        if let Some(seq) = std::str::from_utf8(seq)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            if bits.len() <= seq / 64 {
+                bits.resize(seq / 64 + 1, 0);
+            }
+            bits[seq / 64] |= 1 << (seq % 64);
+        }
+    }
+    Ok(bits)
+}
+
 impl ItemLog<Ran> for Joblog {
-    fn done(&mut self, index: usize, result: &Ran) -> std::io::Result<()> {
+    fn done(&mut self, index: usize, result: &Ran, replayed: bool) -> std::io::Result<()> {
         let seq = self.offset + index + 1;
+        let known = self
+            .logged
+            .get(seq / 64)
+            .is_some_and(|w| w & (1 << (seq % 64)) != 0);
+        if replayed && known {
+            return Ok(());
+        }
         self.line(seq, &result.meta)
     }
 

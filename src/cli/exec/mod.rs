@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cli::Exit;
 use crate::cli::args::{ExecArgs, ItemArgs, PipeArgs};
 use crate::cli::job::{ItemLog, Job};
 use crate::cli::record::Answer;
@@ -98,6 +99,8 @@ pub struct UserJob {
     threads: usize,
     /// The first item's index in the whole input (`--part`), for `{#}`.
     offset: std::sync::atomic::AtomicUsize,
+    /// The run's output files by role, which `--files` must not match.
+    outputs: Vec<(&'static str, PathBuf)>,
 }
 
 /// Splits `COMMAND ::: A B ...` into the command and the inline items.
@@ -147,6 +150,17 @@ impl UserJob {
             files.push(("--joblog", log));
         }
         let settings = map.validate(schedule, chunk, &files)?;
+        let mut outputs: Vec<(&'static str, PathBuf)> = Vec::new();
+        outputs.extend(map.results.clone().map(|p| ("--results", p)));
+        outputs.extend(map.json.clone().map(|p| ("--json", p)));
+        outputs.extend(map.status.clone().map(|p| ("--status", p)));
+        outputs.extend(map.timeline.clone().map(|p| ("--timeline", p)));
+        outputs.extend(items.joblog.clone().map(|p| ("--joblog", p)));
+        outputs.extend(
+            map.journal
+                .as_ref()
+                .map(|d| ("--journal", d.join("journal.hpcmap"))),
+        );
         Ok((
             settings.clone(),
             UserJob {
@@ -157,6 +171,7 @@ impl UserJob {
                 command,
                 threads: settings.threads,
                 offset: std::sync::atomic::AtomicUsize::new(0),
+                outputs,
             },
         ))
     }
@@ -234,7 +249,23 @@ impl Job for UserJob {
     fn input(&self, part: Option<Part>) -> anyhow::Result<Items> {
         let items = match &self.source {
             Source::Lines(path) => Items::Lines(Lines::open(path)?),
-            Source::Files(patterns) => Items::files(patterns)?,
+            Source::Files(patterns) => {
+                let items = Items::files(patterns)?;
+                if let Items::Memory(files) = &items {
+                    use std::os::unix::ffi::OsStrExt;
+                    let paths: Vec<&Path> = files
+                        .iter()
+                        .map(|f| Path::new(std::ffi::OsStr::from_bytes(&f.0)))
+                        .collect();
+                    let outputs: Vec<(&str, &Path)> = self
+                        .outputs
+                        .iter()
+                        .map(|(r, p)| (*r, p.as_path()))
+                        .collect();
+                    crate::cli::outputs::check_inputs(&paths, &outputs).map_err(Exit::Usage)?;
+                }
+                items
+            }
             Source::Inline(items) => Items::Memory(items.clone()),
         };
         Ok(match part {
@@ -459,7 +490,10 @@ impl Task<Item> for UserTask {
                     ..Meta::default()
                 };
                 match run::run(&argv, &env, *timeout, &format!("[{seq}] ")) {
-                    Err(e) => Err(failure(&format!("cannot start `{shown}`: {e}"), &meta)),
+                    Err(e) => Err(failure(
+                        &format!("cannot start `{}`: {e}", command::abbreviated(&shown)),
+                        &meta,
+                    )),
                     Ok(run::Ended::Interrupted) => Err("interrupted by a signal".into()),
                     Ok(run::Ended::Ran(f)) => {
                         meta.started = f.started;

@@ -7,9 +7,11 @@
 //! order; to keep that safe, after each run of items hpcmap waits until the
 //! worker is idle again (blocked reading its stdin) and checks that it
 //! printed nothing more. A worker that exits or crashes, runs past
-//! `--timeout` on an item, or prints more than one line for a run fails the
-//! item concerned (found by mapping the run's items again one by one) and
-//! is restarted for the next; the items after it are sent again.
+//! `--timeout` on an item, prints more than one line for a run, or sits
+//! waiting for input while it owes answers (a lost newline, buffered
+//! output) fails the item concerned (found by mapping the run's items again
+//! one by one) and is restarted for the next; the items after it are sent
+//! again.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -27,6 +29,13 @@ const AHEAD_BYTES: usize = 48 << 10;
 /// How long a worker may take to be ready after it starts, or to go idle
 /// after answering, when no `--timeout` says otherwise.
 const SETTLE: Duration = Duration::from_secs(30);
+/// How long a worker that owes answers may sit blocked reading its stdin,
+/// everything sent read, before it counts as stalled: it dropped a newline
+/// or buffers its output.
+const STALL: Duration = Duration::from_secs(1);
+/// Why a stalled worker's item failed.
+const STALLED: &str = "the worker read the item, then waited for more input without answering it \
+     (an answer without a newline, or buffered output: flush each line, e.g. python3 -u)";
 
 /// What a worker process is, to start it again.
 #[derive(Clone, Debug)]
@@ -161,7 +170,6 @@ impl Worker {
         match (result, self.settle()) {
             (Ok(_), Settled::Extra) => {
                 self.kill();
-                let _ = index;
                 Err("the worker answered it with more than one line".into())
             }
             (result, _) => result,
@@ -177,6 +185,8 @@ impl Worker {
         let mut in_flight: VecDeque<usize> = VecDeque::new();
         let mut pending: Vec<u8> = Vec::new(); // bytes not yet written
         let mut front_since = Instant::now();
+        // Since when the worker owes answers but only waits for input.
+        let mut stalled_since: Option<Instant> = None;
         while results.iter().any(Option::is_none) {
             if crate::interrupt::requested().is_some() {
                 self.kill();
@@ -235,6 +245,22 @@ impl Worker {
                 let tag = self.tag(first, &in_flight);
                 self.stderr.forward(&bytes, &tag);
             }
+            let (proc, pipes) = self.running.as_mut().expect("running");
+            let quiet = ready.iter().all(|&r| r == 0);
+            if quiet && pending.is_empty() && !in_flight.is_empty() && self.watched {
+                match waiting_for_input(proc.pid(), pipes) {
+                    Some(true) => {
+                        let since = *stalled_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > STALL {
+                            return self.stalled(first, items, results);
+                        }
+                    }
+                    Some(false) => stalled_since = None,
+                    None => self.watched = false,
+                }
+            } else if !quiet {
+                stalled_since = None;
+            }
             let (_, pipes) = self.running.as_mut().expect("running");
             let open = ready[1] == 0 || process::drain(&mut pipes.stdout, &mut self.out);
             while let Some(nl) = self.out.iter().position(|&b| b == b'\n') {
@@ -247,6 +273,13 @@ impl Worker {
                             runtime: sent[k].1.elapsed().as_secs_f64(),
                         }));
                         front_since = Instant::now();
+                    }
+                    None if items.len() == 1 => {
+                        // The item alone answered with two lines.
+                        self.kill();
+                        results[0] =
+                            Some(Err("the worker answered it with more than one line".into()));
+                        return results;
                     }
                     None => {
                         // More lines than items: some item answered twice.
@@ -283,6 +316,32 @@ impl Worker {
                 pending.clear();
             }
         }
+        results
+    }
+
+    /// A worker that owes answers waits for input: alone, the item fails;
+    /// in a run, answers may already be shifted onto the wrong items, so
+    /// the run is mapped again item by item to find the culprit.
+    fn stalled(
+        &mut self,
+        first: usize,
+        items: &[Item],
+        mut results: Vec<Option<Outcome>>,
+    ) -> Vec<Option<Outcome>> {
+        if items.len() > 1 {
+            return self.redo_one_by_one(first, items);
+        }
+        let partial = std::mem::take(&mut self.out);
+        self.kill();
+        let printed = if partial.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; it printed `{}` without a newline",
+                String::from_utf8_lossy(&partial[..partial.len().min(80)])
+            )
+        };
+        results[0] = Some(Err(format!("{STALLED}{printed}{}", self.stderr.tail())));
         results
     }
 
