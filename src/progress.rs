@@ -102,6 +102,14 @@ impl Progress {
     pub(crate) fn chunk(&self, rank: usize, count: usize, failed: usize) {
         self.done.fetch_add(count as u64, Ordering::Relaxed);
         self.failed.fetch_add(failed as u64, Ordering::Relaxed);
+        self.with_rank(rank, |r| {
+            r.items += count as u64;
+            r.chunks += 1;
+        });
+    }
+
+    /// Updates `rank`'s counters (none for a rank the map does not have).
+    fn with_rank(&self, rank: usize, update: impl FnOnce(&mut RankProgress)) {
         if let Some(r) = self
             .inner
             .lock()
@@ -109,8 +117,7 @@ impl Progress {
             .ranks
             .get_mut(rank)
         {
-            r.items += count as u64;
-            r.chunks += 1;
+            update(r);
         }
     }
 
@@ -131,15 +138,7 @@ impl Progress {
 
     /// `rank` was idle for `seconds`.
     pub(crate) fn idle(&self, rank: usize, seconds: f64) {
-        if let Some(r) = self
-            .inner
-            .lock()
-            .expect("progress lock")
-            .ranks
-            .get_mut(rank)
-        {
-            r.idle_s += seconds;
-        }
+        self.with_rank(rank, |r| r.idle_s += seconds);
     }
 
     /// The map has ended (whichever way).

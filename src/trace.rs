@@ -234,14 +234,7 @@ impl Recorder {
     ) {
         if self.on {
             let secs = end.saturating_duration_since(start).as_secs_f64();
-            self.add(
-                lane,
-                phase,
-                start,
-                secs,
-                items.start as u64,
-                items.len() as u64,
-            );
+            self.record_for(lane, phase, start, secs, items);
         }
     }
 

@@ -161,8 +161,6 @@ where
     let started = Instant::now();
     let (row, own, out) = compute(&map, &plan, &received[..my_len], rec, started);
     map.buffers.received.keep(received);
-    let mut row = row;
-    row.compute_ns = started.elapsed().as_nanos() as u64;
     mark = Instant::now();
 
     // 4. Every rank's row (the root waits here for the slowest rank).
@@ -466,6 +464,11 @@ where
             mark = now;
         }
     }
+    // Traced, the phase ends where its last chunk span does, so the spans
+    // add up to exactly this (a second clock reading could be a preemption
+    // later).
+    let ended = if rec.on() { mark } else { Instant::now() };
+    row.compute_ns = (ended - started).as_nanos() as u64;
     let out = match single {
         Some(results) => Results::Plain(results),
         None => Results::Bytes(out),

@@ -113,6 +113,25 @@ impl Mpi {
         }
     }
 
+    /// A message from `source` (any rank when `None`) with `tag`, matched
+    /// so that no other receive can take it, if one has arrived.
+    fn probe(
+        &self,
+        source: Option<usize>,
+        tag: Tag,
+    ) -> Option<(mpi::point_to_point::Message, mpi::point_to_point::Status)> {
+        match source {
+            Some(s) => self
+                .comm
+                .process_at_rank(s as Rank)
+                .immediate_matched_probe_with_tag(tag),
+            None => self
+                .comm
+                .any_process()
+                .immediate_matched_probe_with_tag(tag),
+        }
+    }
+
     fn root(&self) -> mpi::topology::Process<'_> {
         self.comm.process_at_rank(ROOT as Rank)
     }
@@ -158,17 +177,7 @@ impl Transport for Mpi {
     fn receive_into(&self, source: Option<usize>, tag: Tag, buf: &mut Vec<u8>) -> (usize, usize) {
         let mut backoff = Backoff::new();
         loop {
-            let probed = match source {
-                Some(s) => self
-                    .comm
-                    .process_at_rank(s as Rank)
-                    .immediate_matched_probe_with_tag(tag),
-                None => self
-                    .comm
-                    .any_process()
-                    .immediate_matched_probe_with_tag(tag),
-            };
-            if let Some((message, status)) = probed {
+            if let Some((message, status)) = self.probe(source, tag) {
                 let len = status.count(u8::equivalent_datatype()) as usize;
                 if buf.len() < len {
                     // Grown, never shrunk: no zeroing pass over reused bytes.
@@ -192,17 +201,7 @@ impl Transport for Mpi {
     }
 
     fn try_receive(&self, source: Option<usize>, tag: Tag) -> Option<(usize, Vec<u8>)> {
-        let probed = match source {
-            Some(s) => self
-                .comm
-                .process_at_rank(s as Rank)
-                .immediate_matched_probe_with_tag(tag),
-            None => self
-                .comm
-                .any_process()
-                .immediate_matched_probe_with_tag(tag),
-        };
-        probed.map(|probed| {
+        self.probe(source, tag).map(|probed| {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
             (status.source_rank() as usize, bytes)
         })

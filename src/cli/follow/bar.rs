@@ -103,6 +103,16 @@ impl Terminal {
         Terminal { size_of, hidden }
     }
 
+    /// Moves the cursor `n` places (none: nothing written) in the ANSI
+    /// direction `code` (A up, B down, C right, D left).
+    fn cursor(&self, n: usize, code: char) -> io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            self.put(&format!("\x1b[{n}{code}"))
+        }
+    }
+
     fn put(&self, s: &str) -> io::Result<()> {
         if self.hidden {
             return Ok(());
@@ -140,35 +150,19 @@ impl TermLike for Terminal {
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            self.put(&format!("\x1b[{n}A"))
-        }
+        self.cursor(n, 'A')
     }
 
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            self.put(&format!("\x1b[{n}B"))
-        }
+        self.cursor(n, 'B')
     }
 
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            self.put(&format!("\x1b[{n}C"))
-        }
+        self.cursor(n, 'C')
     }
 
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            self.put(&format!("\x1b[{n}D"))
-        }
+        self.cursor(n, 'D')
     }
 
     fn write_line(&self, s: &str) -> io::Result<()> {
