@@ -620,8 +620,10 @@ fn an_interrupted_then_resumed_run_logs_every_item_once() {
         dir.join("go"),
     );
     std::fs::create_dir_all(&marks).unwrap();
+    // Item 1 waits for the file the test writes (30 s at most: a failed
+    // test leaves nothing running).
     let command = format!(
-        "if [ {{}} = 1 ]; then while [ ! -e {go} ]; do sleep 0.02; done; fi; touch {marks}/{{}}; echo item {{}}",
+        "if [ {{}} = 1 ]; then n=0; while [ ! -e {go} ] && [ $n -lt 1500 ]; do sleep 0.02; n=$((n+1)); done; fi; touch {marks}/{{}}; echo item {{}}",
         go = s(&go),
         marks = s(&marks)
     );
@@ -702,5 +704,46 @@ fn threads_run_commands_side_by_side_by_default() {
         assert_eq!(r.code, Some(0), "{mode}: {}", r.stderr);
         assert_eq!(r.stdout, "a\nb\n", "{mode}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A correct worker that reads ahead on one thread while another works on
+/// the item (and answers in order, flushed) owes answers while blocked
+/// reading its stdin: that is no stall, and nothing fails.
+#[test]
+fn a_worker_reading_ahead_on_a_thread_is_not_stalled() {
+    let dir = temp_dir("pipe-reader-thread");
+    let script = dir.join("threaded.py");
+    std::fs::write(
+        &script,
+        "import sys, threading, queue, time\n\
+         q = queue.Queue()\n\
+         def work():\n\
+         \x20   while True:\n\
+         \x20       x = q.get()\n\
+         \x20       time.sleep(1.5)\n\
+         \x20       print(int(x) * 3, flush=True)\n\
+         threading.Thread(target=work, daemon=True).start()\n\
+         for line in sys.stdin:\n\
+         \x20   q.put(line)\n",
+    )
+    .unwrap();
+    let r = hpcmap_cmd(
+        1,
+        &[
+            "pipe",
+            "-q",
+            "--",
+            "python3",
+            "-u",
+            s(&script),
+            ":::",
+            "1",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "3\n6\n");
+    assert!(leftovers(s(&script)).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }

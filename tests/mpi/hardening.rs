@@ -197,12 +197,13 @@ fn concurrent_runs_never_mix_or_delete_each_others_outputs() {
 
     // A second run refused because the journal is in use leaves the first
     // alone. The first cannot end before the test says so: its commands
-    // wait for a file (no race with the second's start-up).
+    // wait for a file (no race with the second's start-up; 30 s at most,
+    // so a failed test leaves nothing running).
     std::fs::remove_file(&results).unwrap();
     let go = dir.join("go");
     let journal = dir.join("j").display().to_string();
     let gate = format!(
-        "while [ ! -e {} ]; do sleep 0.02; done; echo $1",
+        "n=0; while [ ! -e {} ] && [ $n -lt 1500 ]; do sleep 0.02; n=$((n+1)); done; echo $1",
         go.display()
     );
     let results_arg = results.display().to_string();

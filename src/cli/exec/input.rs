@@ -192,7 +192,8 @@ impl Items {
                 .with_context(|| format!("cannot list the files of '{pattern}'"))?;
             // As the shell globs, a wildcard matches no leading dot (glob's
             // own option for it panics on names that are not UTF-8).
-            paths.retain(|p| !hidden_by_wildcard(pattern, p));
+            // Nor, as bash does, `.` and `..` themselves (`.*`).
+            paths.retain(|p| !hidden_by_wildcard(pattern, p) && !dot_entry(p));
             if paths.is_empty() {
                 bail!("--files '{pattern}' matches no file");
             }
@@ -311,6 +312,14 @@ fn refuse_unmatchable(pattern: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `path` names a directory's `.` or `..` entry.
+fn dot_entry(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+    last == b"." || last == b".."
+}
+
 /// Whether a component of `path` starting with a dot was matched by a
 /// wildcard component of `pattern` (`*.csv` matching `.a.csv`).
 fn hidden_by_wildcard(pattern: &str, path: &std::path::Path) -> bool {
@@ -370,6 +379,7 @@ mod tests {
         };
         assert_eq!(names("*.csv").unwrap(), ["a.csv", "b.csv"]);
         assert_eq!(names(".*.csv").unwrap(), [".hidden.csv"]);
+        assert_eq!(names(".*").unwrap(), [".hidden.csv"], "never . or ..");
         let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.csv");
         std::fs::write(dir.path().join(latin1), "").unwrap();
         let refused = names("*.csv").unwrap_err().to_string();

@@ -248,7 +248,7 @@ impl Worker {
             let (proc, pipes) = self.running.as_mut().expect("running");
             let quiet = ready.iter().all(|&r| r == 0);
             if quiet && pending.is_empty() && !in_flight.is_empty() && self.watched {
-                match waiting_for_input(proc.pid(), pipes) {
+                match reading(proc.pid(), pipes).map(|r| r.only_waiting()) {
                     Some(true) => {
                         let since = *stalled_since.get_or_insert_with(Instant::now);
                         if since.elapsed() > STALL {
@@ -410,7 +410,7 @@ impl Worker {
                 return Settled::Exited(how);
             }
             if self.watched {
-                match waiting_for_input(proc.pid(), pipes) {
+                match reading(proc.pid(), pipes).map(|r| r.idle()) {
                     Some(true) => return Settled::Idle,
                     Some(false) => {}
                     None => self.watched = false,
@@ -449,9 +449,36 @@ fn now_epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Whether `pid` has read everything sent to it and is blocked reading its
-/// stdin (Linux: `/proc/PID/task/*/syscall`); `None` when /proc cannot say.
-fn waiting_for_input(pid: u32, pipes: &Pipes) -> Option<bool> {
+/// How a worker stands towards its input, from /proc (Linux).
+struct Reading {
+    /// It has read everything sent to it.
+    drained: bool,
+    /// Threads blocked reading its stdin, of `threads`.
+    reading: usize,
+    threads: usize,
+    /// A thread is on a CPU.
+    running: bool,
+    /// It has child processes (which may be doing its work).
+    children: bool,
+}
+
+impl Reading {
+    /// Idle: everything read, one thread waiting for more, none running.
+    fn idle(&self) -> bool {
+        self.drained && self.reading > 0 && !self.running
+    }
+
+    /// Stalled, if it owes answers: it can only be waiting for input, as
+    /// every thread it has is blocked reading it and no child works for
+    /// it (a thread or child busy with an item is not a stall).
+    fn only_waiting(&self) -> bool {
+        self.drained && self.reading == self.threads && !self.children
+    }
+}
+
+/// `pid`'s [`Reading`] (`/proc/PID/task/*/syscall`, `.../children`);
+/// `None` when /proc cannot say.
+fn reading(pid: u32, pipes: &Pipes) -> Option<Reading> {
     let mut unread: libc::c_int = 0;
     if let Some(stdin) = &pipes.stdin {
         // SAFETY: FIONREAD on a pipe we own writes one int.
@@ -460,19 +487,30 @@ fn waiting_for_input(pid: u32, pipes: &Pipes) -> Option<bool> {
             libc::ioctl(stdin.as_raw_fd(), libc::FIONREAD, &mut unread);
         }
     }
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut reading = false;
-    for task in tasks.flatten() {
+    let mut r = Reading {
+        drained: unread == 0,
+        reading: 0,
+        threads: 0,
+        running: false,
+        children: false,
+    };
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let path = task.path();
         let syscall = std::fs::read_to_string(path.join("syscall")).ok()?;
         let mut fields = syscall.split_whitespace();
+        r.threads += 1;
         match (fields.next(), fields.next()) {
-            (Some("running"), _) => return Some(false),
+            (Some("running"), _) => r.running = true,
             (Some(nr), Some("0x0")) if nr.parse::<libc::c_long>().ok() == Some(libc::SYS_read) => {
-                reading = true;
+                r.reading += 1;
             }
             _ => {}
         }
+        r.children |=
+            std::fs::read_to_string(path.join("children")).is_ok_and(|c| !c.trim().is_empty());
     }
-    Some(reading && unread == 0)
+    Some(r)
 }
