@@ -334,10 +334,13 @@ fn map_and_report<J: Job>(
         }
     }
     // Everyone learns whether the root is ready, so nobody waits in a
-    // collective the root will never enter.
-    let ready: bool = pool.broadcast(pool.is_root().then_some(&failure.is_none()));
-    if !ready {
-        return Err(failure.unwrap_or_else(|| MapError::RootFailed.into()));
+    // collective the root will never enter, and with which exit code it
+    // ends: the launcher reports the first rank to exit non-zero, so every
+    // rank ends with the root's code (a usage error is 2 on all of them).
+    let code = failure.as_ref().map(|e| super::exit_code(e).0);
+    let code: Option<u8> = pool.broadcast(pool.is_root().then_some(&code));
+    if let Some(code) = code {
+        return Err(failure.unwrap_or_else(|| Exit::RootEnded(code).into()));
     }
     if let Some(p) = prepared.as_mut() {
         *status = p.status.take();

@@ -76,6 +76,11 @@ pub enum Exit {
     /// Interrupted, with what to do next (exit 75).
     #[error("{0}")]
     Interrupted(String),
+    /// Another rank's view of a root that could not start the run: the
+    /// root's exit code, so the job ends with it whichever rank the
+    /// launcher sees exit first (the root says why).
+    #[error("the root rank could not start the run")]
+    RootEnded(u8),
 }
 
 /// The exit code of a command that failed with `e`, and whether this rank
@@ -86,6 +91,7 @@ pub fn exit_code(e: &anyhow::Error) -> (u8, bool) {
             Exit::Usage(_) => (EXIT_USAGE, true),
             Exit::Skipped(_) => (EXIT_SKIPPED, true),
             Exit::Interrupted(_) => (EXIT_INTERRUPTED, true),
+            Exit::RootEnded(code) => (*code, false),
         };
     }
     match e.downcast_ref::<MapError>() {
@@ -315,6 +321,7 @@ mod tests {
         assert_eq!(code(Exit::Usage("x".into()).into()), 2);
         assert_eq!(code(Exit::Skipped(3).into()), 4);
         assert_eq!(code(Exit::Interrupted("x".into()).into()), 75);
+        assert_eq!(exit_code(&Exit::RootEnded(2).into()), (2, false));
         assert_eq!(code(MapError::RootFailed.into()), 1);
         assert!(
             !exit_code(&MapError::RootFailed.into()).1,

@@ -285,10 +285,12 @@ fn one_file_in_two_roles_is_a_usage_error_before_any_work() {
     }
     assert_eq!(std::fs::read_to_string(&text).unwrap(), "some words here\n");
     assert!(!dir.join("x.json").exists() && !dir.join("o.png").exists());
-    // exec --files: a matched file that is also an output, found once globbed.
+    // exec --files: a matched file that is also an output, found once
+    // globbed on the root. Four ranks: the others must end with the root's
+    // code 2, not race it to the launcher with a code of their own.
     let glob = format!("{}/*.txt", dir.display());
     let r = crate::util::mpirun(
-        2,
+        4,
         &hpcmap(),
         &["exec", "--files", &glob, "--results", &t, "--", "cat", "{}"],
     );
