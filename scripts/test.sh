@@ -78,7 +78,7 @@ stage clippy 900 cargo clippy --release --all-targets --quiet -- -D warnings
 stage clippy-lib 600 cargo clippy --release --lib --no-default-features --quiet -- -D warnings
 stage lint-shell 120 bash tests/lint-shell.sh
 stage build 900 cargo build --release --bins --examples --quiet
-stage cargo 900 cargo test --release -- --test-threads 2
+stage cargo 1500 cargo test --release -- --test-threads 2
 if [ "$skip_slurm" -eq 0 ]; then
     stage slurm 600 bash tests/scheduler.sh
 fi

@@ -99,6 +99,14 @@ json() {
 no_nulls() { local v; v=$(json "$@") && ! grep -qw null <<<"$v"; }
 qstat_lists() { timeout 10 qstat | grep -q "^$1 "; }
 json_count() { [ -f "$1" ] && grep -c . "$1" || echo 0; }
+# wait_journal DIR: until a run's journal exists (bounded, 30 s). The root
+# creates it after MPI started, so from then on every rank has its walltime
+# handlers and a signal winds the run down instead of killing a loading rank.
+wait_journal() {
+    local i
+    for i in $(seq 1 300); do [ -f "$1/journal.hpcmap" ] && return 0; sleep 0.1; done
+    return 1
+}
 
 # --- prerequisites -------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || { echo "$PROG: must run as root" >&2; exit 2; }
@@ -253,8 +261,7 @@ check_eq "array.pbs outside an array job exits 2" 2 "$rc"
     EXTRA_ARGS="--schedule dynamic --journal $WORK/pbs-journal" \
     bash "$REPO/pbs/map.pbs") >"$WORK/pbs-signal.log" 2>&1 &
 SIGPID=$!
-for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-signal.log" && break; sleep 0.1; done
-sleep 1
+wait_journal "$WORK/pbs-journal" && sleep 1 # some chunks done
 kill -TERM "$SIGPID" 2>/dev/null
 ended=0
 for _ in $(seq 1 200); do kill -0 "$SIGPID" 2>/dev/null || { ended=1; break; }; sleep 0.1; done
@@ -358,8 +365,7 @@ check "MODULES=openmpi: logged and answered" grep -q "module loaded: openmpi" "$
     JOURNAL="$WORK/pbs-session-journal" SCHEDULE=dynamic \
     bash "$REPO/pbs/map.pbs") >"$WORK/pbs-session.log" 2>&1 &
 SESS=$!
-for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-session.log" && break; sleep 0.1; done
-sleep 1.5
+wait_journal "$WORK/pbs-session-journal" && sleep 1 # some chunks done
 in_session=$(ps -e -o pid=,sid= | awk -v s="$SESS" '$2 == s { print $1 }' | xargs)
 mpirun_sid=$(ps -e -o ppid=,sid=,comm= | awk -v p="$SESS" '$1 == p && $3 == "mpirun" { print $2 }' | head -1)
 check "PBS walltime: mpirun runs outside the job's session" test -n "$mpirun_sid" -a "$mpirun_sid" != "$SESS"
@@ -397,8 +403,7 @@ chmod +x "$WORK/fakepbs/qsub" "$WORK/fakepbs/qstat"
     JOURNAL="$WORK/pbs-resub-journal" RESUBMIT=1 SCHEDULE=dynamic \
     bash "$REPO/pbs/map.pbs") >"$WORK/pbs-resub1.log" 2>&1 &
 RPID=$!
-for _ in $(seq 1 100); do grep -q "running:" "$WORK/pbs-resub1.log" && break; sleep 0.1; done
-sleep 1.5
+wait_journal "$WORK/pbs-resub-journal" && sleep 1 # some chunks done
 kill -TERM "$RPID" 2>/dev/null
 for _ in $(seq 1 200); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
 wait "$RPID"

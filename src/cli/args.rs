@@ -221,8 +221,10 @@ Examples:
 
 Each item's stdout is captured whole and written on the root in input order (like
 parallel --keep-order) to standard output or --results; the report goes to stderr.
-stderr lines are forwarded as they come, tagged [item number]. A command that exits
-non-zero, is killed by a signal or runs past --timeout is a failed item (--on-error).
+stderr lines are forwarded as they come, tagged [N]. A command that exits non-zero,
+is killed by a signal or runs past --timeout is a failed item (--on-error).
+Messages, the report and the joblog name an item by its {#}, from 1 (with --lines:
+its line number, also under --part).
 Default: --schedule dynamic --chunk T for --threads T (one command per thread per hand-out).";
 
 const PIPE_HELP: &str = "\
@@ -234,7 +236,8 @@ Each compute thread of each rank starts PROGRAM once (with HPCMAP_RANK, HPCMAP_T
 and HPCMAP_SIZE set) and writes it one item per line on stdin; it must answer each
 with exactly one line on stdout, in order. A worker that exits, crashes, answers with
 more than one line or runs past --timeout fails that item and is started again.
-The answers are written on the root in input order, one line per item.
+The answers are written on the root in input order, one line per item. Messages
+name an item by its number from 1 (with --lines: its line number).
 Default: --schedule guided (big chunks first, down to one item per worker at the end).";
 
 /// The built-in workloads.

@@ -44,21 +44,31 @@ pub trait Job: Sync {
     /// The name in reports and records.
     fn name(&self) -> &str;
 
-    /// Root: the input, cut to `part` when given.
+    /// Root: the input, cut to `part` when given, and the index of its
+    /// first item in the whole input (0 without a part).
     ///
     /// # Errors
     /// When the input cannot be read.
-    fn input(&self, part: Option<Part>) -> anyhow::Result<Self::Input>;
+    fn input(&self, part: Option<Part>) -> anyhow::Result<(Self::Input, usize)>;
+
+    /// The number messages give the whole input's first item: 0 for the
+    /// built-in workloads (an item is its index), 1 for users' programs
+    /// (`{#}`, the joblog's Seq and line numbers count from 1).
+    fn first_number(&self) -> u64 {
+        0
+    }
 
     /// Root: what a journal of this run is checked against (the same input,
     /// parameters and part, or it is refused).
     fn identity(&self, input: &Self::Input, part: Option<Part>) -> String;
 
-    /// Every rank: the task (`pipe` starts its workers here).
+    /// Every rank: the task (`pipe` starts its workers here); `first` is
+    /// the index of the map's item 0 in the whole input (the root's, from
+    /// [`Job::input`]).
     ///
     /// # Errors
     /// When it cannot be started on this rank.
-    fn task(&self, pool: &Pool) -> anyhow::Result<Self::Task>;
+    fn task(&self, pool: &Pool, first: usize) -> anyhow::Result<Self::Task>;
 
     /// Root: folds a result into the summary (after it was written and logged).
     fn absorb(&self, summary: &mut Self::Summary, index: usize, result: Self::Output);
@@ -112,7 +122,7 @@ pub trait Job: Sync {
     }
 
     /// Root: a log of every item run in this map (the joblog), if asked
-    /// for; `hosts` are the ranks' hostnames.
+    /// for; `hosts` are the ranks' hostnames, `first` as for [`Job::task`].
     ///
     /// # Errors
     /// When it cannot be opened.
@@ -120,6 +130,7 @@ pub trait Job: Sync {
         &self,
         _resume: bool,
         _hosts: &[String],
+        _first: usize,
     ) -> anyhow::Result<Option<Box<dyn ItemLog<Self::Output>>>> {
         Ok(None)
     }
@@ -144,6 +155,8 @@ pub trait ItemLog<U> {
 /// What the root holds before the map: the input and the files it will write.
 struct Prepared<J: Job> {
     input: J::Input,
+    /// The index of the input's first item in the whole input (`--part`).
+    first: usize,
     journal: Option<Journal>,
     network: Option<Models>,
     prepare_s: f64,
@@ -159,7 +172,7 @@ struct Prepared<J: Job> {
 /// touches any output), then the outputs (fail fast).
 fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Result<Prepared<J>> {
     let start = Instant::now();
-    let input = job.input(settings.part)?;
+    let (input, first) = job.input(settings.part)?;
     let journal = match &settings.journal {
         Some(dir) => {
             let identity = job.identity(&input, settings.part);
@@ -193,7 +206,7 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         (None, true) => Some(Output::stdout()?),
         (None, false) => None,
     };
-    let log = job.item_log(settings.resume, hosts)?;
+    let log = job.item_log(settings.resume, hosts, first)?;
     let timeline = settings
         .timeline
         .as_deref()
@@ -218,6 +231,7 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
     info!(items = input.len(), seconds = prepare_s, "input ready");
     Ok(Prepared {
         input,
+        first,
         journal,
         network,
         prepare_s,
@@ -347,7 +361,10 @@ fn map_and_report<J: Job>(
         let resumed = p.journal.as_ref().map_or(0, Journal::done_items);
         progress.start(p.input.len(), resumed, pool.size());
     }
-    let task = start_task(pool, job)?;
+    // Every rank numbers items as the whole input does ({#} under --part).
+    let first: usize = pool.broadcast(prepared.as_ref().map(|p| &p.first));
+    let first_item = first as u64 + job.first_number();
+    let task = start_task(pool, job, first)?;
     // The root decides the deadline; every rank counts down on its own clock.
     let left = pool
         .is_root()
@@ -411,7 +428,7 @@ fn map_and_report<J: Job>(
             sink.written
         )));
     }
-    let stats = mapped.map_err(|e| interrupted(e, settings))?;
+    let stats = mapped.map_err(|e| map_error(e, settings, first_item))?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -451,6 +468,7 @@ fn map_and_report<J: Job>(
     }
     record.prepare_s = prepared.prepare_s;
     record.part = settings.part.map(|p| p.to_string());
+    record.first_item = first_item;
     record.ordered = !settings.unordered;
     record.explain(prepared.network.as_ref());
     record.resumed_items = resumed as u64;
@@ -475,8 +493,8 @@ fn map_and_report<J: Job>(
 
 /// Every rank starts the job's task; if any rank cannot, every rank stops
 /// before work is handed out, and the root says which rank failed and why.
-fn start_task<J: Job>(pool: &Pool, job: &J) -> anyhow::Result<J::Task> {
-    let started = job.task(pool);
+fn start_task<J: Job>(pool: &Pool, job: &J, first: usize) -> anyhow::Result<J::Task> {
+    let started = job.task(pool, first);
     let mine = started.as_ref().err().map(|e| format!("{e:#}"));
     let all = pool.gather(&mine);
     let first = all.and_then(|all| {
@@ -496,15 +514,21 @@ fn start_task<J: Job>(pool: &Pool, job: &J) -> anyhow::Result<J::Task> {
     }
 }
 
-/// An interrupted map's error, with what the user can do next.
-fn interrupted(e: MapError, settings: &Settings) -> anyhow::Error {
-    let MapError::Interrupted {
-        signal,
-        done,
-        total,
-    } = &e
-    else {
-        return e.into();
+/// A map's error as the user reads it: an interrupted map's with what to
+/// do next, a failed item's under the number the user knows it by
+/// (`first_item` is the number of the map's item 0).
+fn map_error(e: MapError, settings: &Settings, first_item: u64) -> anyhow::Error {
+    let (signal, done, total) = match e {
+        MapError::Interrupted {
+            signal,
+            done,
+            total,
+        } => (signal, done, total),
+        MapError::ItemFailed { mut failure, host } => {
+            failure.index += first_item;
+            return MapError::ItemFailed { failure, host }.into();
+        }
+        e => return e.into(),
     };
     let how = match &settings.journal {
         Some(dir) => format!(

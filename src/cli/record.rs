@@ -93,9 +93,16 @@ pub struct RunRecord {
     /// The root's peak resident memory in bytes (`VmHWM`), where the OS says.
     #[serde(default)]
     pub root_peak_rss: Option<u64>,
-    /// Items that failed and were left out (`--on-error skip`).
+    /// Items that failed and were left out (`--on-error skip`); their
+    /// `index` counts from the map's first item (of its part) at 0.
     #[serde(default)]
     pub skipped: Vec<ItemFailure>,
+    /// The number reports give the map's item 0, so an item is named as the
+    /// user knows it: its index in the whole input for the built-in
+    /// workloads (non-zero with `--part`), and for `exec` and `pipe` its
+    /// `{#}`, joblog Seq and line number, which count from 1.
+    #[serde(default)]
+    pub first_item: u64,
     /// Items taken from the journal of an earlier, interrupted run (`--resume`).
     #[serde(default)]
     pub resumed_items: u64,
@@ -152,6 +159,7 @@ impl RunRecord {
             model: None,
             root_peak_rss: peak_rss(),
             skipped: stats.skipped.clone(),
+            first_item: 0,
             resumed_items: 0,
         }
     }

@@ -91,8 +91,8 @@ pub struct MapArgs {
     pub deadline: Option<Deadline>,
 
     /// Show progress on stderr (root): `bar` (redrawn in place, cleared at
-    /// the end), `lines` (one line per --progress-interval, for job output
-    /// files) or `none`; `--progress` alone is `bar` [default: a bar when
+    /// the end), `lines` (one line per --progress-interval and a last one
+    /// as the map ends, for job output files) or `none`; `--progress` alone is `bar` [default: a bar when
     /// stderr, or mpirun's, is a terminal; lines in a Slurm or PBS batch
     /// job; else none; none with --quiet].
     #[arg(long, global = true, value_name = "MODE", num_args = 0..=1, default_missing_value = "bar",

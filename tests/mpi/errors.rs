@@ -123,6 +123,27 @@ fn a_panicking_item_aborts_the_job_naming_rank_and_item() {
             r.stderr
         );
     }
+    // In part 2/2 item 33 is the part's 9th: still named item 33.
+    let r = hpcmap_run(
+        2,
+        &[
+            "spin",
+            "--items",
+            "50",
+            "--micros",
+            "20",
+            "--fail-at",
+            "33",
+            "--part",
+            "2/2",
+        ],
+    );
+    assert!(aborted(&r), "{:?}: {}", r.code, r.stderr);
+    assert!(
+        r.stderr.contains("panicked while mapping item 33:"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::util::{Run, hpcmap, leftovers, mpirun, reap, signal, start, temp_dir, wait};
+use crate::util::{
+    Run, hpcmap, leftovers, mpirun, reap, signal, start, temp_dir, wait, wait_for_file,
+};
 
 const RANKS: [usize; 4] = [1, 2, 3, 8];
 const SCHEDULES: [&str; 3] = ["static", "dynamic", "guided"];
@@ -195,7 +197,8 @@ fn exec_failures_end_promptly_with_the_documented_code() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("item 1 failed on rank"), "{}", r.stderr);
+    // Named by its {#} (the second item), as the joblog and stderr tags do.
+    assert!(r.stderr.contains("item 2 failed on rank"), "{}", r.stderr);
     // Killed by a signal.
     let r = hpcmap_cmd(
         3,
@@ -440,10 +443,22 @@ fn pipe_worker_failures_fail_only_their_item() {
 #[test]
 fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
     let dir = temp_dir("exec-resume");
+    // Item 700 of each run opens a gate (GATE.reached) and waits for the
+    // test's (GATE.go): the kill lands mid-run however fast the machine.
     let slow = dir.join("slow.py");
     std::fs::write(
         &slow,
-        "import sys, time\nfor line in sys.stdin:\n    time.sleep(0.002)\n    print(line.strip()[::-1], flush=True)\n",
+        "import os, sys, time\n\
+         gate = sys.argv[1]\n\
+         for line in sys.stdin:\n\
+         \x20   if line.strip() == 'item-700':\n\
+         \x20       open(gate + '.reached', 'w').close()\n\
+         \x20       for _ in range(3000):\n\
+         \x20           if os.path.exists(gate + '.go'):\n\
+         \x20               break\n\
+         \x20           time.sleep(0.01)\n\
+         \x20   time.sleep(0.002)\n\
+         \x20   print(line.strip()[::-1], flush=True)\n",
     )
     .unwrap();
     let items = dir.join("items.txt");
@@ -460,12 +475,21 @@ fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
             )
         })
         .collect();
-    let script = format!("sleep 0.004; echo {{}} | rev # {}", s(&slow));
+    let gate = |mode: &str| dir.join(format!("gate-{mode}"));
+    let (pipe_gate, exec_gate) = (gate("pipe"), gate("exec"));
+    let script = format!(
+        "if [ {{}} = item-700 ]; then touch {g}.reached; i=0; \
+         while [ ! -e {g}.go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; fi; \
+         sleep 0.004; echo {{}} | rev # {}",
+        s(&slow),
+        g = s(&exec_gate),
+    );
     let cases: [(&str, Vec<&str>); 2] = [
-        ("pipe", vec!["--", "python3", "-u", s(&slow)]),
+        ("pipe", vec!["--", "python3", "-u", s(&slow), s(&pipe_gate)]),
         ("exec", vec!["--shell", "--", &script]),
     ];
     for (mode, command) in cases {
+        let gate = gate(mode);
         let journal = dir.join(format!("j-{mode}"));
         let results = dir.join(format!("r-{mode}.txt"));
         let mut args = vec![
@@ -481,7 +505,7 @@ fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
         let mut all: Vec<String> = vec![mode.to_string()];
         all.extend(args.iter().map(|a| a.to_string()));
         let mut job = start(2, &all);
-        std::thread::sleep(Duration::from_millis(1500));
+        wait_for_file(&gate.with_extension("reached"), Duration::from_secs(60));
         signal(job.id(), "KILL");
         let _ = wait(&mut job, Duration::from_secs(20));
         reap(s(&journal));
@@ -491,6 +515,7 @@ fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
             leftovers(s(&slow))
         );
         assert!(!results.exists(), "{mode}: no partial output");
+        std::fs::write(gate.with_extension("go"), "").unwrap();
         let mut resume = vec![mode, "--resume"];
         resume.extend(args.iter().copied());
         hpcmap_cmd(2, &resume).ok();
@@ -516,6 +541,7 @@ fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
             "python3",
             "-u",
             s(&slow),
+            s(&pipe_gate),
         ],
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -531,6 +557,8 @@ fn killed_runs_resume_to_byte_identical_output_and_leave_no_process() {
 fn a_walltime_signal_stops_running_commands_and_exits_75() {
     let dir = temp_dir("exec-signal");
     let journal = dir.join("j");
+    // A sleep under the test's folder: a survivor shows in `leftovers`.
+    std::fs::copy("/bin/sleep", dir.join("sleep")).unwrap();
     let all: Vec<String> = [
         "exec",
         "--journal",
@@ -538,7 +566,8 @@ fn a_walltime_signal_stops_running_commands_and_exits_75() {
         "--shell",
         "-q",
         "--",
-        &format!("sleep 20 # {}", s(&dir)),
+        // `#`: the item, appended as no {} is given, is a comment.
+        &format!("touch {d}/started; {d}/sleep 20 #", d = s(&dir)),
         ":::",
         "a",
         "b",
@@ -549,7 +578,8 @@ fn a_walltime_signal_stops_running_commands_and_exits_75() {
     .map(|a| a.to_string())
     .collect();
     let mut job = start(2, &all);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A command runs: every rank is inside the map, its handlers installed.
+    wait_for_file(&dir.join("started"), Duration::from_secs(60));
     signal(job.id(), "USR1");
     assert_eq!(
         wait(&mut job, Duration::from_secs(15)),
@@ -604,6 +634,71 @@ fn the_joblog_reads_like_gnu_parallels() {
         assert!(row[2].parse::<f64>().unwrap() > 1.7e9 && row[3].parse::<f64>().unwrap() >= 0.0);
         assert!(row[8].starts_with("sh -c "), "{row:?}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Under `--part` every rank numbers items as the whole input does: `{#}`
+/// on every rank, a pipe worker's stderr tags, the joblog and the report
+/// of a failed item (item d is the 4th, the 2nd of part 2/2).
+#[test]
+fn a_part_numbers_its_items_as_the_whole_input_does() {
+    let dir = temp_dir("part-numbers");
+    let letters = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for ranks in [2, 3] {
+        let mut args = vec!["exec", "--part", "2/2", "--chunk", "1", "-q"];
+        args.extend(["--", "echo", "{#}", "{}", ":::"]);
+        args.extend(letters);
+        let r = hpcmap_cmd(ranks, &args);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert_eq!(r.stdout, "5 e\n6 f\n7 g\n8 h\n", "{ranks} ranks");
+        let mut args = vec!["pipe", "--part", "2/2", "-q", "--"];
+        args.extend([
+            "sh",
+            "-c",
+            // A pause on each side of the stderr line: a line is tagged with
+            // the oldest unanswered item, which then is its own.
+            "while read x; do sleep 0.1; echo $x >&2; sleep 0.1; echo $x; done",
+            ":::",
+        ]);
+        args.extend(letters);
+        let r = hpcmap_cmd(ranks, &args);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert_eq!(r.stdout, "e\nf\ng\nh\n", "{ranks} ranks");
+        for (seq, x) in [(5, "e"), (6, "f"), (7, "g"), (8, "h")] {
+            assert!(r.stderr.contains(&format!("[{seq}] {x}\n")), "{}", r.stderr);
+        }
+    }
+    let log = dir.join("part.tsv");
+    let r = hpcmap_cmd(
+        2,
+        &[
+            "exec",
+            "--part",
+            "2/2",
+            "--joblog",
+            s(&log),
+            "--on-error",
+            "skip",
+            "--",
+            "test",
+            "{}",
+            "!=",
+            "d",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+        ],
+    );
+    assert_eq!(r.code, Some(4), "{}", r.stderr);
+    assert!(r.stderr.contains("  item 4 on rank "), "{}", r.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split('\t').nth(6) == Some("1"))
+        .collect();
+    assert!(failed.len() == 1 && failed[0].starts_with("4\t"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -100,8 +100,14 @@ fn the_bar_advances_in_a_terminal_and_is_cleared_at_the_end() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let screen = tmux.capture();
+    // tmux draws what the job wrote in its own time: read the screen until
+    // the report is on it.
+    let mut screen = tmux.capture();
+    let drawn = Instant::now();
+    while !screen.contains("answer:") && drawn.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        screen = tmux.capture();
+    }
     assert_eq!(
         std::fs::read_to_string(&done).unwrap().trim(),
         "0",
@@ -158,7 +164,7 @@ fn batch_jobs_get_progress_lines_and_pipes_get_none() {
         "--schedule",
         "dynamic",
         "--progress-interval",
-        "0.3",
+        "0.1",
     ];
     let lines = |text: &str| {
         text.lines()
@@ -174,6 +180,12 @@ fn batch_jobs_get_progress_lines_and_pipes_get_none() {
         batch.contains("/12000 items)") && batch.contains("items/s"),
         "{batch}"
     );
+    // The last line, printed as the map ends, says where it ended.
+    let last = batch
+        .lines()
+        .rfind(|l| l.starts_with("hpcmap: progress "))
+        .unwrap();
+    assert!(last.contains("(12000/12000 items)"), "{batch}");
     let pbs = stderr_with(&[("PBS_JOBID", "7.server")], &job);
     assert!(lines(&pbs) >= 2, "{pbs}");
     // Not a terminal, not a batch job: nothing but the report.

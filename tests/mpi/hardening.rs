@@ -57,6 +57,9 @@ fn a_signal_to_one_worker_ends_the_run_resumable_never_partial() {
         let marker = journal.display().to_string();
         let mut job = start(2, &all);
         let worker = rank_pid(&marker, 1);
+        // Once both ranks take the signal (a loading rank would die of
+        // it), somewhere in the map.
+        crate::util::wait_for_handlers(&marker, 2);
         std::thread::sleep(Duration::from_millis(400));
         signal(worker, "USR1");
         let code = wait(&mut job, Duration::from_secs(30));
@@ -471,8 +474,10 @@ fn the_roots_threads_all_work_under_every_schedule() {
             .collect();
         assert_eq!(threads.len(), 2, "{schedule}: {threads:?}");
         assert_eq!(threads.iter().sum::<u64>(), 400);
+        // Two threads may share one core (mpirun binds a small job's
+        // ranks): each maps, whatever share the kernel gives it.
         assert!(
-            threads.iter().all(|&n| n > 50),
+            threads.iter().all(|&n| n > 0),
             "{schedule}: both threads map: {threads:?}"
         );
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use hpcmap::cli::workloads::rng::SplitMix64;
 
-use crate::util::{Run, hpcmap_run, ranks_of, reap, signal, start, temp_dir, wait};
+use crate::util::{
+    Run, hpcmap_run, ranks_of, reap, signal, start, temp_dir, wait, wait_for_handlers,
+};
 
 const WORK: [&str; 7] = ["spin", "--items", "6000", "--micros", "300", "--skew", "1"];
 
@@ -57,8 +59,14 @@ fn killed_runs_resume_to_identical_results() {
                 let mut run = vec!["run".to_string()];
                 run.extend(args(schedule, &journal, &results, false));
                 let mut child = start(ranks, &run);
-                // The whole run takes about 1-2 s: kill somewhere in it.
+                // The whole run takes about 1-2 s: kill somewhere in it. A
+                // walltime signal is sent once every rank can take it (one
+                // before that kills a loading rank: a plain kill, not the
+                // documented wind-down this case checks).
                 let delay = 300 + rng.next_u64() % 900;
+                if how == "USR1 mpirun" {
+                    wait_for_handlers(&marker, ranks);
+                }
                 std::thread::sleep(Duration::from_millis(delay));
                 match how {
                     "KILL mpirun" => signal(child.id(), "KILL"),

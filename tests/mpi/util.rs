@@ -210,6 +210,43 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Waits up to `limit` for `path` to exist (a gate a test's command opens):
+/// a test acts on what a job did, not on how long it usually takes.
+pub fn wait_for_file(path: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to 30 s until `ranks` ranks of the job whose command line
+/// mentions `marker` catch SIGUSR1 (hpcmap's walltime handler, installed
+/// before MPI starts): from then on a forwarded USR1 winds the job down
+/// instead of killing a rank that is still loading.
+pub fn wait_for_handlers(marker: &str, ranks: usize) {
+    let catches_usr1 = |pid: &u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (10 - 1)) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ranks_of(marker).iter().filter(|p| catches_usr1(p)).count() < ranks {
+        assert!(
+            Instant::now() < deadline,
+            "{ranks} ranks of {marker} did not start within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Ends whatever is left of a killed job (ranks orphaned by a dead mpirun).
 pub fn reap(marker: &str) {
     for _ in 0..50 {

@@ -97,8 +97,6 @@ pub struct UserJob {
     /// The command as given, for the journal's identity.
     command: Vec<OsString>,
     threads: usize,
-    /// The first item's index in the whole input (`--part`), for `{#}`.
-    offset: std::sync::atomic::AtomicUsize,
     /// The run's output files by role, which `--files` must not match.
     outputs: Vec<(&'static str, PathBuf)>,
 }
@@ -170,7 +168,6 @@ impl UserJob {
                 joblog: items.joblog,
                 command,
                 threads: settings.threads,
-                offset: std::sync::atomic::AtomicUsize::new(0),
                 outputs,
             },
         ))
@@ -246,7 +243,7 @@ impl Job for UserJob {
         }
     }
 
-    fn input(&self, part: Option<Part>) -> anyhow::Result<Items> {
+    fn input(&self, part: Option<Part>) -> anyhow::Result<(Items, usize)> {
         let items = match &self.source {
             Source::Lines(path) => Items::Lines(Lines::open(path)?),
             Source::Files(patterns) => {
@@ -271,12 +268,15 @@ impl Job for UserJob {
         Ok(match part {
             Some(part) => {
                 let range = part.range(crate::Source::len(&items));
-                self.offset
-                    .store(range.start, std::sync::atomic::Ordering::Relaxed);
-                items.slice(range)
+                let first = range.start;
+                (items.slice(range), first)
             }
-            None => items,
+            None => (items, 0),
         })
+    }
+
+    fn first_number(&self) -> u64 {
+        1
     }
 
     fn identity(&self, input: &Items, part: Option<Part>) -> String {
@@ -291,7 +291,7 @@ impl Job for UserJob {
         )
     }
 
-    fn task(&self, pool: &Pool) -> anyhow::Result<UserTask> {
+    fn task(&self, pool: &Pool, first: usize) -> anyhow::Result<UserTask> {
         let place = Where {
             rank: pool.rank(),
             size: pool.size(),
@@ -302,7 +302,7 @@ impl Job for UserJob {
                 template: template.clone(),
                 timeout: self.timeout,
                 place,
-                offset: self.offset.load(std::sync::atomic::Ordering::Relaxed),
+                offset: first,
             }),
             Mode::Pipe(argv) => {
                 // Every worker first: a program that cannot start is an
@@ -322,6 +322,7 @@ impl Job for UserJob {
                 Ok(UserTask::Pipe {
                     workers,
                     place,
+                    offset: first,
                     argv: argv.clone(),
                     timeout: self.timeout,
                 })
@@ -377,11 +378,11 @@ impl Job for UserJob {
         &self,
         resume: bool,
         hosts: &[String],
+        offset: usize,
     ) -> anyhow::Result<Option<Box<dyn ItemLog<Ran>>>> {
         let Some(path) = &self.joblog else {
             return Ok(None);
         };
-        let offset = self.offset.load(std::sync::atomic::Ordering::Relaxed);
         Ok(Some(Box::new(joblog::Joblog::open(
             path,
             resume,
@@ -429,6 +430,8 @@ pub enum UserTask {
         workers: Vec<Mutex<Option<pipe::Worker>>>,
         /// This rank.
         place: Where,
+        /// The first item's index in the whole input (stderr tags).
+        offset: usize,
         /// The worker program.
         argv: Vec<OsString>,
         /// Per-item time limit.
@@ -529,6 +532,7 @@ impl Task<Item> for UserTask {
             place,
             argv,
             timeout,
+            offset,
             ..
         } = self
         else {
@@ -553,7 +557,7 @@ impl Task<Item> for UserTask {
             }
         }
         let worker = slot.worker.as_mut().expect("a worker");
-        let answers = worker.map_run(first, &items);
+        let answers = worker.map_run(offset + first, &items);
         answers
             .into_iter()
             .zip(&items)

@@ -167,6 +167,7 @@ impl Follow {
         let started = Instant::now();
         let mut next_line = started + self.interval;
         let mut next_status = started;
+        let mut lines = 0;
         loop {
             let now = Instant::now();
             let snapshot = progress.snapshot();
@@ -175,6 +176,7 @@ impl Follow {
             }
             if self.mode == ProgressMode::Lines && now >= next_line {
                 line(&snapshot);
+                lines += 1;
                 next_line += self.interval;
             }
             if now >= next_status {
@@ -188,6 +190,11 @@ impl Follow {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                     if let Some(bar) = bar {
                         bar.clear();
+                    }
+                    // A job's output file that followed the run sees where
+                    // it ended; a run shorter than one interval stays quiet.
+                    if lines > 0 {
+                        line(&progress.snapshot());
                     }
                     return self.status;
                 }

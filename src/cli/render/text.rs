@@ -131,7 +131,9 @@ pub fn render(r: &RunRecord) -> String {
             let _ = writeln!(
                 o,
                 "  item {} on rank {} ({host}): {}",
-                f.index, f.rank, f.message
+                r.first_item + f.index,
+                f.rank,
+                f.message
             );
         }
         if r.skipped.len() > 10 {

@@ -205,14 +205,15 @@ impl<'w, W: Workload> Job for Builtin<'w, W> {
         self.workload.name()
     }
 
-    fn input(&self, part: Option<Part>) -> anyhow::Result<Self::Input> {
+    fn input(&self, part: Option<Part>) -> anyhow::Result<(Self::Input, usize)> {
         let input = self.workload.input()?;
         Ok(match part {
             Some(part) => {
                 let range = part.range(input.len());
-                input.slice(range)
+                let first = range.start;
+                (input.slice(range), first)
             }
-            None => input,
+            None => (input, 0),
         })
     }
 
@@ -235,7 +236,7 @@ impl<'w, W: Workload> Job for Builtin<'w, W> {
         )
     }
 
-    fn task(&self, _pool: &Pool) -> anyhow::Result<Self::Task> {
+    fn task(&self, _pool: &Pool, _first: usize) -> anyhow::Result<Self::Task> {
         Ok(MapItem(self.workload))
     }
 
