@@ -76,7 +76,8 @@ pub trait Job: Sync {
     /// Root: a failed item (skipped, or the one that ends the map).
     fn absorb_failure(&self, _summary: &mut Self::Summary, _failure: &ItemFailure) {}
 
-    /// Root: writes a result to the ordered results (`--results`, or stdout).
+    /// Root: writes a result to the ordered results (`--results`, or
+    /// stdout); `index` is the item's in the whole input (`--part`).
     ///
     /// # Errors
     /// When writing fails.
@@ -175,7 +176,12 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
     let (input, first) = job.input(settings.part)?;
     let journal = match &settings.journal {
         Some(dir) => {
-            let identity = job.identity(&input, settings.part);
+            let mut identity = job.identity(&input, settings.part);
+            // A part's items are numbered from where it starts ({#}, the
+            // results' indices): an input changed before the part moves it.
+            if settings.part.is_some() {
+                identity += &format!("; first item {first}");
+            }
             let journal = Journal::open(dir, &identity, settings.resume)?;
             if let Some((offset, bytes)) = journal.dropped() {
                 eprintln!(
@@ -254,6 +260,11 @@ struct RunSink<'a, J: Job> {
     log: Option<Box<dyn ItemLog<J::Output>>>,
     /// Items replayed from the journal (the log decides whether it has them).
     replayed: Vec<Range<usize>>,
+    /// The index of the map's item 0 in the whole input (`--part`).
+    first: usize,
+    /// Failed items not yet logged: a failure arrives with its chunk, and
+    /// waits for the results before it to keep the log in input order.
+    unlogged: std::collections::BTreeMap<usize, ItemFailure>,
     write_error: Option<(String, std::io::Error)>,
     written: usize,
     checksum: Option<u64>,
@@ -271,6 +282,21 @@ impl<J: Job> RunSink<'_, J> {
         let at = self.replayed.partition_point(|r| r.end <= index);
         self.replayed.get(at).is_some_and(|r| r.contains(&index))
     }
+
+    /// Logs the failed items before `index` (all of them with `usize::MAX`,
+    /// when the map has ended).
+    fn log_failures_before(&mut self, index: usize) {
+        while let Some(entry) = self.unlogged.first_entry()
+            && *entry.key() < index
+        {
+            let failure = entry.remove();
+            if let Some(log) = self.log.as_mut()
+                && let Err(e) = log.failed(&failure)
+            {
+                self.stop("the joblog".into(), e);
+            }
+        }
+    }
 }
 
 impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
@@ -278,7 +304,10 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
         if let Some(out) = self.results.as_mut()
             && self.write_error.is_none()
         {
-            match self.job.write_result(index, &result, out.writer()) {
+            match self
+                .job
+                .write_result(self.first + index, &result, out.writer())
+            {
                 Ok(()) => self.written += 1,
                 Err(e) => self.stop("the results".into(), e),
             }
@@ -286,6 +315,7 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
         if let Some(sum) = self.job.checksum(index, &result) {
             self.checksum = Some(self.checksum.unwrap_or(0).wrapping_add(sum));
         }
+        self.log_failures_before(index);
         let replayed = self.replayed(index);
         if let Some(log) = self.log.as_mut()
             && let Err(e) = log.done(index, &result, replayed)
@@ -296,10 +326,9 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
     }
 
     fn failed(&mut self, failure: &ItemFailure) {
-        if let Some(log) = self.log.as_mut()
-            && let Err(e) = log.failed(failure)
-        {
-            self.stop("the joblog".into(), e);
+        if self.log.is_some() {
+            self.unlogged
+                .insert(failure.index as usize, failure.clone());
         }
         self.job.absorb_failure(&mut self.summary, failure);
     }
@@ -385,6 +414,8 @@ fn map_and_report<J: Job>(
         results: prepared.as_mut().and_then(|p| p.results.take()),
         log: prepared.as_mut().and_then(|p| p.log.take()),
         replayed,
+        first,
+        unlogged: std::collections::BTreeMap::new(),
         write_error: None,
         written: 0,
         checksum: None,
@@ -414,6 +445,7 @@ fn map_and_report<J: Job>(
         mapped
     });
     drop(task); // workers end with the map
+    sink.log_failures_before(usize::MAX);
     if let Some((what, e)) = sink.write_error.take() {
         let path = match what.as_str() {
             "the results" => settings
@@ -526,7 +558,15 @@ fn map_error(e: MapError, settings: &Settings, first_item: u64) -> anyhow::Error
         } => (signal, done, total),
         MapError::ItemFailed { mut failure, host } => {
             failure.index += first_item;
-            return MapError::ItemFailed { failure, host }.into();
+            let policy = match settings.map.on_error {
+                crate::OnError::Retry(n) => format!("--on-error retry={n}: its retries failed too"),
+                _ => "--on-error abort".into(),
+            };
+            return Exit::Failed(format!(
+                "{}; the run was ended ({policy})",
+                failure.describe(&host)
+            ))
+            .into();
         }
         e => return e.into(),
     };

@@ -76,6 +76,10 @@ pub enum Exit {
     /// Interrupted, with what to do next (exit 75).
     #[error("{0}")]
     Interrupted(String),
+    /// An item failed and ended the run: which, where, why, and the policy
+    /// that ended it (exit 3).
+    #[error("{0}")]
+    Failed(String),
     /// Another rank's view of a root that could not start the run: the
     /// root's exit code, so the job ends with it whichever rank the
     /// launcher sees exit first (the root says why).
@@ -91,6 +95,7 @@ pub fn exit_code(e: &anyhow::Error) -> (u8, bool) {
             Exit::Usage(_) => (EXIT_USAGE, true),
             Exit::Skipped(_) => (EXIT_SKIPPED, true),
             Exit::Interrupted(_) => (EXIT_INTERRUPTED, true),
+            Exit::Failed(_) => (EXIT_FAILED, true),
             Exit::RootEnded(code) => (*code, false),
         };
     }
@@ -171,11 +176,8 @@ pub fn main() -> ExitCode {
                     eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
                 }
             } else if speak {
-                let text = match (code, e.downcast_ref::<MapError>()) {
-                    (EXIT_RUNTIME, _) => format!("error (rank {}): {e:#}", rank.unwrap_or(0)),
-                    (EXIT_FAILED, Some(MapError::ItemFailed { .. })) => {
-                        format!("{e}; the run was ended (--on-error abort)")
-                    }
+                let text = match code {
+                    EXIT_RUNTIME => format!("error (rank {}): {e:#}", rank.unwrap_or(0)),
                     _ => format!("{e:#}"),
                 };
                 eprintln!("hpcmap: {text}");
@@ -321,6 +323,7 @@ mod tests {
         assert_eq!(code(Exit::Usage("x".into()).into()), 2);
         assert_eq!(code(Exit::Skipped(3).into()), 4);
         assert_eq!(code(Exit::Interrupted("x".into()).into()), 75);
+        assert_eq!(code(Exit::Failed("x".into()).into()), 3);
         assert_eq!(exit_code(&Exit::RootEnded(2).into()), (2, false));
         assert_eq!(code(MapError::RootFailed.into()), 1);
         assert!(

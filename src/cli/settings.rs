@@ -106,7 +106,7 @@ pub struct MapArgs {
 
     /// Keep FILE a JSON document of the run's state (items done and failed,
     /// rate, ETA, per-rank items and idle time, the journal), rewritten
-    /// whole every 2 s and at the end ("state": done, interrupted, failed).
+    /// whole every 2 s and at the end ("state": running, then done, skipped, interrupted or failed).
     #[arg(long, global = true, value_name = "FILE")]
     pub status: Option<PathBuf>,
 

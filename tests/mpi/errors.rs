@@ -347,7 +347,9 @@ fn retry_recovers_flaky_items_and_gives_up_on_broken_ones() {
         );
         assert_eq!(r.code, Some(3), "{schedule} at {ranks}: {}", r.stderr);
         assert!(
-            r.stderr.contains("panicked while mapping item 42"),
+            r.stderr.contains("panicked while mapping item 42")
+                && r.stderr
+                    .contains("the run was ended (--on-error retry=2: its retries failed too)"),
             "{}",
             r.stderr
         );

@@ -176,6 +176,11 @@ fn exec_failures_end_promptly_with_the_documented_code() {
     let dir = temp_dir("exec-fail");
     let marker = dir.join("marker");
     let m = s(&marker);
+    // A malformed glob: a usage error on every rank, before any work.
+    let glob = format!("{}/[.txt", s(&dir));
+    let r = hpcmap_cmd(2, &["exec", "--files", &glob, "--", "cat", "{}"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a valid pattern"), "{}", r.stderr);
     // A command that exits non-zero (abort: exit 3, named).
     let r = hpcmap_cmd(
         2,
@@ -198,7 +203,12 @@ fn exec_failures_end_promptly_with_the_documented_code() {
         r.stderr
     );
     // Named by its {#} (the second item), as the joblog and stderr tags do.
-    assert!(r.stderr.contains("item 2 failed on rank"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("item 2 failed on rank")
+            && r.stderr.contains("; the run was ended (--on-error abort)"),
+        "{}",
+        r.stderr
+    );
     // Killed by a signal.
     let r = hpcmap_cmd(
         3,
@@ -316,6 +326,40 @@ fn pipe_gives_the_python_functions_results() {
         );
     }
     assert!(leftovers(s(&worker)).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Under `--on-error abort` a worker that fails item after item (here it
+/// buffers its answers: each item stalls) ends the map at its first failed
+/// item, instead of first failing the rest of its run one stall at a time.
+#[test]
+fn abort_stops_a_failing_workers_run_at_its_first_failure() {
+    let dir = temp_dir("pipe-abort");
+    let starts = dir.join("starts");
+    let script = dir.join("buffered.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import sys\n\
+             open({starts:?}, 'a').write('start\\n')\n\
+             out = open(1, 'w', buffering=1 << 16, closefd=False)\n\
+             for line in sys.stdin:\n\
+             \x20   print(line.strip(), file=out)\n"
+        ),
+    )
+    .unwrap();
+    let items = (1..=20).map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut args = vec!["pipe", "-q", "--schedule", "dynamic", "--chunk", "20"];
+    args.extend(["--", "python3", s(&script), ":::"]);
+    args.extend(items.iter().map(String::as_str));
+    let r = hpcmap_cmd(1, &args);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("item 1 failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("flush each line"), "{}", r.stderr);
+    // The first worker stalls on the run, a fresh one on item 1 alone: two
+    // starts (one per item of the run, 21, before).
+    let starts = std::fs::read_to_string(&starts).unwrap().lines().count();
+    assert!(starts <= 3, "{starts} worker starts");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -594,45 +638,52 @@ fn a_walltime_signal_stops_running_commands_and_exits_75() {
 fn the_joblog_reads_like_gnu_parallels() {
     let dir = temp_dir("joblog");
     let log = dir.join("jobs.tsv");
-    let r = hpcmap_cmd(
-        2,
-        &[
-            "exec",
-            "--joblog",
-            s(&log),
-            "--on-error",
-            "skip",
-            "--shell",
-            "-q",
-            "--",
-            "test {} != b || exit 5; echo {}",
-            ":::",
-            "a",
-            "b",
-            "c",
-        ],
-    );
-    assert_eq!(r.code, Some(4), "{}", r.stderr);
-    let text = std::fs::read_to_string(&log).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next().unwrap(),
-        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
-    );
-    let mut rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
-    rows.sort_by_key(|r| r[0].parse::<u32>().unwrap());
-    assert_eq!(rows.len(), 3);
-    for (row, (seq, exit, received)) in
-        rows.iter()
-            .zip([("1", "0", "2"), ("2", "5", "0"), ("3", "0", "2")])
-    {
-        assert_eq!(
-            (row[0], row[6], row[5], row[7]),
-            (seq, exit, received, "0"),
-            "{row:?}"
+    // In input order under every schedule: a failure, which arrives with
+    // its chunk, waits for the items before it.
+    for schedule in ["static", "guided", "dynamic"] {
+        let r = hpcmap_cmd(
+            2,
+            &[
+                "exec",
+                "--joblog",
+                s(&log),
+                "--on-error",
+                "skip",
+                "--schedule",
+                schedule,
+                "--shell",
+                "-q",
+                "--",
+                "test {} != b || exit 5; echo {}",
+                ":::",
+                "a",
+                "b",
+                "c",
+            ],
         );
-        assert!(row[2].parse::<f64>().unwrap() > 1.7e9 && row[3].parse::<f64>().unwrap() >= 0.0);
-        assert!(row[8].starts_with("sh -c "), "{row:?}");
+        assert_eq!(r.code, Some(4), "{}", r.stderr);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+        assert_eq!(rows.len(), 3, "{schedule}: {text}");
+        for (row, (seq, exit, received)) in
+            rows.iter()
+                .zip([("1", "0", "2"), ("2", "5", "0"), ("3", "0", "2")])
+        {
+            assert_eq!(
+                (row[0], row[6], row[5], row[7]),
+                (seq, exit, received, "0"),
+                "{schedule}: {row:?}"
+            );
+            assert!(
+                row[2].parse::<f64>().unwrap() > 1.7e9 && row[3].parse::<f64>().unwrap() >= 0.0
+            );
+            assert!(row[8].starts_with("sh -c "), "{row:?}");
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -699,6 +750,26 @@ fn a_part_numbers_its_items_as_the_whole_input_does() {
         .filter(|l| l.split('\t').nth(6) == Some("1"))
         .collect();
     assert!(failed.len() == 1 && failed[0].starts_with("4\t"), "{text}");
+    // The same items in the same part, moved by an item added before it:
+    // their {#} changed, so the journal of the first run is not theirs.
+    let journal = dir.join("j");
+    let run = |before: &[&str], resume: bool| {
+        let mut args = vec!["exec", "--part", "3/3", "-q", "--journal", s(&journal)];
+        args.extend(resume.then_some("--resume"));
+        args.extend(["--", "echo", "{#}", "{}", ":::"]);
+        args.extend(before);
+        args.extend(["x", "y"]);
+        hpcmap_cmd(2, &args)
+    };
+    let r = run(&["a", "b", "c"], false);
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), "4 x\n5 y\n"));
+    let r = run(&["a", "b", "c", "d"], true);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("written by a different run"),
+        "{}",
+        r.stderr
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -300,6 +300,32 @@ fn parts_add_up_to_the_whole() {
     assert_eq!(total, 78_498);
 }
 
+/// A part's `--results` lines carry their index in the whole input: the
+/// parts' files, joined, are the whole run's.
+#[test]
+fn parts_results_join_into_the_whole_runs() {
+    let dir = temp_dir("part-results");
+    let run = |results: &PathBuf, part: Option<&str>| {
+        let mut args = vec!["square", "--items", "30", "-q", "--results"];
+        args.push(results.to_str().unwrap());
+        args.extend(part.map(|p| ["--part", p]).into_iter().flatten());
+        crate::util::hpcmap_run(2, &args).ok();
+        std::fs::read_to_string(results).unwrap()
+    };
+    let whole = run(&dir.join("whole.jsonl"), None);
+    assert!(whole.starts_with("[0,1]\n[1,4]\n") && whole.ends_with("[29,900]\n"));
+    let joined: String = (1..=3)
+        .map(|i| {
+            run(
+                &dir.join(format!("part-{i}.jsonl")),
+                Some(&format!("{i}/3")),
+            )
+        })
+        .collect();
+    assert_eq!(joined, whole);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn pingpong_model_explains_a_run_on_its_placement_only() {
     let dir = temp_dir("model");

@@ -97,6 +97,8 @@ pub struct UserJob {
     /// The command as given, for the journal's identity.
     command: Vec<OsString>,
     threads: usize,
+    /// `--on-error abort`: a pipe worker's run stops at its first failure.
+    abort: bool,
     /// The run's output files by role, which `--files` must not match.
     outputs: Vec<(&'static str, PathBuf)>,
 }
@@ -137,6 +139,13 @@ impl UserJob {
             }
             _ => return Err("give the items one way: --lines, --files or `:::`".into()),
         };
+        if let Source::Files(patterns) = &source {
+            // A malformed pattern is a usage error, said before any work.
+            for pattern in patterns {
+                glob::Pattern::new(pattern)
+                    .map_err(|e| format!("--files '{pattern}' is not a valid pattern: {e}"))?;
+            }
+        }
         let mode = mode(&command)?;
         let mut files: Vec<(&str, &Path)> = Vec::new();
         if let Source::Lines(path) = &source
@@ -168,6 +177,7 @@ impl UserJob {
                 joblog: items.joblog,
                 command,
                 threads: settings.threads,
+                abort: settings.map.on_error == crate::OnError::Abort,
                 outputs,
             },
         ))
@@ -314,6 +324,7 @@ impl Job for UserJob {
                             env: place.env(thread),
                             timeout: self.timeout,
                             tag: format!("[worker {}.{thread}] ", place.rank),
+                            stop_at_failure: self.abort,
                         })
                         .map(|w| Mutex::new(Some(w)))
                     })
@@ -325,6 +336,7 @@ impl Job for UserJob {
                     offset: first,
                     argv: argv.clone(),
                     timeout: self.timeout,
+                    abort: self.abort,
                 })
             }
         }
@@ -436,6 +448,8 @@ pub enum UserTask {
         argv: Vec<OsString>,
         /// Per-item time limit.
         timeout: Option<Duration>,
+        /// `--on-error abort` (see [`pipe::Spec::stop_at_failure`]).
+        abort: bool,
     },
 }
 
@@ -533,6 +547,7 @@ impl Task<Item> for UserTask {
             argv,
             timeout,
             offset,
+            abort,
             ..
         } = self
         else {
@@ -550,6 +565,7 @@ impl Task<Item> for UserTask {
                 env: place.env(slot.thread),
                 timeout: *timeout,
                 tag: format!("[worker {}.{}] ", place.rank, slot.thread),
+                stop_at_failure: *abort,
             };
             match pipe::Worker::start(spec) {
                 Ok(w) => slot.worker = Some(w),

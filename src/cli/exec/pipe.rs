@@ -33,6 +33,9 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// everything sent read, before it counts as stalled: it dropped a newline
 /// or buffers its output.
 const STALL: Duration = Duration::from_secs(1);
+/// An item a run left unmapped: a walltime signal came, or (under
+/// [`Spec::stop_at_failure`]) an earlier item of the run failed.
+const UNMAPPED: &str = "not mapped: the run was interrupted or an earlier item failed";
 /// Why a stalled worker's item failed.
 const STALLED: &str = "the worker read the item, then waited for more input without answering it \
      (an answer without a newline, or buffered output: flush each line, e.g. python3 -u)";
@@ -48,6 +51,10 @@ pub struct Spec {
     pub timeout: Option<Duration>,
     /// In front of each forwarded stderr line.
     pub tag: String,
+    /// A run stops at its first failed item, the rest left unmapped: under
+    /// `--on-error abort` that failure ends the map, and a worker failing
+    /// item after item (a stall costs a second each) must not delay it.
+    pub stop_at_failure: bool,
 }
 
 /// One item's answer.
@@ -147,16 +154,13 @@ impl Worker {
                 }
                 Settled::Extra => {
                     // Some item printed more than one line: find which.
-                    self.kill();
-                    results = (0..items.len())
-                        .map(|k| Some(self.one(first + k, &items[k])))
-                        .collect();
+                    results = self.redo_one_by_one(first, items);
                 }
             }
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err("interrupted".into())))
+            .map(|r| r.unwrap_or_else(|| Err(UNMAPPED.into())))
             .collect()
     }
 
@@ -314,6 +318,9 @@ impl Worker {
                 }
                 in_flight.clear();
                 pending.clear();
+                if self.spec.stop_at_failure {
+                    return results;
+                }
             }
         }
         results
@@ -345,12 +352,20 @@ impl Worker {
         results
     }
 
-    /// After an extra line: the run again, item by item, to find the culprit.
+    /// After an extra line or a stall: the run again, item by item, to
+    /// find the culprit.
     fn redo_one_by_one(&mut self, first: usize, items: &[Item]) -> Vec<Option<Outcome>> {
         self.kill();
-        (0..items.len())
-            .map(|k| Some(self.one(first + k, &items[k])))
-            .collect()
+        let mut results = vec![None; items.len()];
+        for (k, item) in items.iter().enumerate() {
+            let outcome = self.one(first + k, item);
+            let failed = outcome.is_err();
+            results[k] = Some(outcome);
+            if failed && self.spec.stop_at_failure {
+                break;
+            }
+        }
+        results
     }
 
     /// The tag of stderr lines: the oldest item in flight.
