@@ -44,8 +44,8 @@ pub trait Job: Sync {
     /// The name in reports and records.
     fn name(&self) -> &str;
 
-    /// Root: the input, cut to `part` when given, and the index of its
-    /// first item in the whole input (0 without a part).
+    /// Root: the input, cut to `part` when given, and its offset: the
+    /// index of its first item in the whole input (0 without a part).
     ///
     /// # Errors
     /// When the input cannot be read.
@@ -54,7 +54,7 @@ pub trait Job: Sync {
     /// The number messages give the whole input's first item: 0 for the
     /// built-in workloads (an item is its index), 1 for users' programs
     /// (`{#}`, the joblog's Seq and line numbers count from 1).
-    fn first_number(&self) -> u64 {
+    fn numbered_from(&self) -> u64 {
         0
     }
 
@@ -62,15 +62,16 @@ pub trait Job: Sync {
     /// parameters and part, or it is refused).
     fn identity(&self, input: &Self::Input, part: Option<Part>) -> String;
 
-    /// Every rank: the task (`pipe` starts its workers here); `first` is
+    /// Every rank: the task (`pipe` starts its workers here); `offset` is
     /// the index of the map's item 0 in the whole input (the root's, from
     /// [`Job::input`]).
     ///
     /// # Errors
     /// When it cannot be started on this rank.
-    fn task(&self, pool: &Pool, first: usize) -> anyhow::Result<Self::Task>;
+    fn task(&self, pool: &Pool, offset: usize) -> anyhow::Result<Self::Task>;
 
-    /// Root: folds a result into the summary (after it was written and logged).
+    /// Root: folds a result into the summary (after it was written and
+    /// logged); `index` counts from the map's first item (of its part).
     fn absorb(&self, summary: &mut Self::Summary, index: usize, result: Self::Output);
 
     /// Root: a failed item (skipped, or the one that ends the map).
@@ -89,7 +90,8 @@ pub trait Job: Sync {
     ) -> std::io::Result<()>;
 
     /// A result's share of the checksum, when it is not the library's (over
-    /// the result's encoding): `exec` and `pipe` checksum their output bytes.
+    /// the result's encoding): `exec` and `pipe` checksum their output
+    /// bytes; `index` as for [`Job::absorb`].
     fn checksum(&self, _index: usize, _result: &Self::Output) -> Option<u64> {
         None
     }
@@ -123,7 +125,7 @@ pub trait Job: Sync {
     }
 
     /// Root: a log of every item run in this map (the joblog), if asked
-    /// for; `hosts` are the ranks' hostnames, `first` as for [`Job::task`].
+    /// for; `hosts` are the ranks' hostnames, `offset` as for [`Job::task`].
     ///
     /// # Errors
     /// When it cannot be opened.
@@ -131,7 +133,7 @@ pub trait Job: Sync {
         &self,
         _resume: bool,
         _hosts: &[String],
-        _first: usize,
+        _offset: usize,
     ) -> anyhow::Result<Option<Box<dyn ItemLog<Self::Output>>>> {
         Ok(None)
     }
@@ -157,7 +159,7 @@ pub trait ItemLog<U> {
 struct Prepared<J: Job> {
     input: J::Input,
     /// The index of the input's first item in the whole input (`--part`).
-    first: usize,
+    offset: usize,
     journal: Option<Journal>,
     network: Option<Models>,
     prepare_s: f64,
@@ -173,14 +175,14 @@ struct Prepared<J: Job> {
 /// touches any output), then the outputs (fail fast).
 fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Result<Prepared<J>> {
     let start = Instant::now();
-    let (input, first) = job.input(settings.part)?;
+    let (input, offset) = job.input(settings.part)?;
     let journal = match &settings.journal {
         Some(dir) => {
             let mut identity = job.identity(&input, settings.part);
             // A part's items are numbered from where it starts ({#}, the
             // results' indices): an input changed before the part moves it.
             if settings.part.is_some() {
-                identity += &format!("; first item {first}");
+                identity += &format!("; first item {offset}");
             }
             let journal = Journal::open(dir, &identity, settings.resume)?;
             if let Some((offset, bytes)) = journal.dropped() {
@@ -212,7 +214,7 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
         (None, true) => Some(Output::stdout()?),
         (None, false) => None,
     };
-    let log = job.item_log(settings.resume, hosts, first)?;
+    let log = job.item_log(settings.resume, hosts, offset)?;
     let timeline = settings
         .timeline
         .as_deref()
@@ -237,7 +239,7 @@ fn prepare<J: Job>(settings: &Settings, job: &J, hosts: &[String]) -> anyhow::Re
     info!(items = input.len(), seconds = prepare_s, "input ready");
     Ok(Prepared {
         input,
-        first,
+        offset,
         journal,
         network,
         prepare_s,
@@ -261,10 +263,12 @@ struct RunSink<'a, J: Job> {
     /// Items replayed from the journal (the log decides whether it has them).
     replayed: Vec<Range<usize>>,
     /// The index of the map's item 0 in the whole input (`--part`).
-    first: usize,
+    offset: usize,
     /// Failed items not yet logged: a failure arrives with its chunk, and
-    /// waits for the results before it to keep the log in input order.
+    /// waits for the results before it to keep the log in input order
+    /// (unless results are `--unordered`: then it is logged as it comes).
     unlogged: std::collections::BTreeMap<usize, ItemFailure>,
+    ordered: bool,
     write_error: Option<(String, std::io::Error)>,
     written: usize,
     checksum: Option<u64>,
@@ -306,7 +310,7 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
         {
             match self
                 .job
-                .write_result(self.first + index, &result, out.writer())
+                .write_result(self.offset + index, &result, out.writer())
             {
                 Ok(()) => self.written += 1,
                 Err(e) => self.stop("the results".into(), e),
@@ -329,6 +333,9 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
         if self.log.is_some() {
             self.unlogged
                 .insert(failure.index as usize, failure.clone());
+            if !self.ordered {
+                self.log_failures_before(usize::MAX);
+            }
         }
         self.job.absorb_failure(&mut self.summary, failure);
     }
@@ -337,8 +344,9 @@ impl<J: Job> Sink<J::Output> for RunSink<'_, J> {
 /// Runs `job` on every rank: prepare, start, map, report.
 ///
 /// # Errors
-/// On the root: what went wrong. On other ranks: [`MapError::RootFailed`]
-/// when the root could not start (the root prints the reason).
+/// On the root: what went wrong. On other ranks, when the root could not
+/// start: [`Exit::Said`] with the root's exit code (the root says why), or
+/// [`MapError::RootFailed`] when a rank could not start its task.
 pub fn run<J: Job>(pool: &Pool, settings: &Settings, job: &J) -> anyhow::Result<()> {
     let progress = Progress::new();
     let mut status = None;
@@ -383,7 +391,7 @@ fn map_and_report<J: Job>(
     let code = failure.as_ref().map(|e| super::exit_code(e).0);
     let code: Option<u8> = pool.broadcast(pool.is_root().then_some(&code));
     if let Some(code) = code {
-        return Err(failure.unwrap_or_else(|| Exit::RootEnded(code).into()));
+        return Err(failure.unwrap_or_else(|| Exit::Said(code).into()));
     }
     if let Some(p) = prepared.as_mut() {
         *status = p.status.take();
@@ -391,9 +399,9 @@ fn map_and_report<J: Job>(
         progress.start(p.input.len(), resumed, pool.size());
     }
     // Every rank numbers items as the whole input does ({#} under --part).
-    let first: usize = pool.broadcast(prepared.as_ref().map(|p| &p.first));
-    let first_item = first as u64 + job.first_number();
-    let task = start_task(pool, job, first)?;
+    let offset: usize = pool.broadcast(prepared.as_ref().map(|p| &p.offset));
+    let first_number = offset as u64 + job.numbered_from();
+    let task = start_task(pool, job, offset)?;
     // The root decides the deadline; every rank counts down on its own clock.
     let left = pool
         .is_root()
@@ -414,8 +422,9 @@ fn map_and_report<J: Job>(
         results: prepared.as_mut().and_then(|p| p.results.take()),
         log: prepared.as_mut().and_then(|p| p.log.take()),
         replayed,
-        first,
+        offset,
         unlogged: std::collections::BTreeMap::new(),
+        ordered: !settings.unordered,
         write_error: None,
         written: 0,
         checksum: None,
@@ -460,7 +469,7 @@ fn map_and_report<J: Job>(
             sink.written
         )));
     }
-    let stats = mapped.map_err(|e| map_error(e, settings, first_item))?;
+    let stats = mapped.map_err(|e| map_error(e, settings, first_number))?;
     info!(
         compute_s = stats.phases.compute.max,
         "this rank's share is done"
@@ -500,7 +509,7 @@ fn map_and_report<J: Job>(
     }
     record.prepare_s = prepared.prepare_s;
     record.part = settings.part.map(|p| p.to_string());
-    record.first_item = first_item;
+    record.first_number = first_number;
     record.ordered = !settings.unordered;
     record.explain(prepared.network.as_ref());
     record.resumed_items = resumed as u64;
@@ -525,16 +534,16 @@ fn map_and_report<J: Job>(
 
 /// Every rank starts the job's task; if any rank cannot, every rank stops
 /// before work is handed out, and the root says which rank failed and why.
-fn start_task<J: Job>(pool: &Pool, job: &J, first: usize) -> anyhow::Result<J::Task> {
-    let started = job.task(pool, first);
+fn start_task<J: Job>(pool: &Pool, job: &J, offset: usize) -> anyhow::Result<J::Task> {
+    let started = job.task(pool, offset);
     let mine = started.as_ref().err().map(|e| format!("{e:#}"));
     let all = pool.gather(&mine);
-    let first = all.and_then(|all| {
+    let failed = all.and_then(|all| {
         all.into_iter()
             .enumerate()
             .find_map(|(rank, e)| e.map(|e| (rank, e)))
     });
-    let verdict: Option<(usize, String)> = pool.broadcast(pool.is_root().then_some(&first));
+    let verdict: Option<(usize, String)> = pool.broadcast(pool.is_root().then_some(&failed));
     match (verdict, started) {
         (None, Ok(task)) => Ok(task),
         (None, Err(e)) => Err(e),
@@ -548,8 +557,8 @@ fn start_task<J: Job>(pool: &Pool, job: &J, first: usize) -> anyhow::Result<J::T
 
 /// A map's error as the user reads it: an interrupted map's with what to
 /// do next, a failed item's under the number the user knows it by
-/// (`first_item` is the number of the map's item 0).
-fn map_error(e: MapError, settings: &Settings, first_item: u64) -> anyhow::Error {
+/// (`first_number` is the number of the map's item 0).
+fn map_error(e: MapError, settings: &Settings, first_number: u64) -> anyhow::Error {
     let (signal, done, total) = match e {
         MapError::Interrupted {
             signal,
@@ -557,7 +566,7 @@ fn map_error(e: MapError, settings: &Settings, first_item: u64) -> anyhow::Error
             total,
         } => (signal, done, total),
         MapError::ItemFailed { mut failure, host } => {
-            failure.index += first_item;
+            failure.index += first_number;
             let policy = match settings.map.on_error {
                 crate::OnError::Retry(n) => format!("--on-error retry={n}: its retries failed too"),
                 _ => "--on-error abort".into(),

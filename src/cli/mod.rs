@@ -80,11 +80,11 @@ pub enum Exit {
     /// that ended it (exit 3).
     #[error("{0}")]
     Failed(String),
-    /// Another rank's view of a root that could not start the run: the
-    /// root's exit code, so the job ends with it whichever rank the
-    /// launcher sees exit first (the root says why).
-    #[error("the root rank could not start the run")]
-    RootEnded(u8),
+    /// The run ended with this exit code and why was said: by this rank,
+    /// or by the root when it could not start the run (every rank ends
+    /// with the root's code, whichever the launcher sees exit first).
+    #[error("the run ended with exit code {0}")]
+    Said(u8),
 }
 
 /// The exit code of a command that failed with `e`, and whether this rank
@@ -96,7 +96,7 @@ pub fn exit_code(e: &anyhow::Error) -> (u8, bool) {
             Exit::Skipped(_) => (EXIT_SKIPPED, true),
             Exit::Interrupted(_) => (EXIT_INTERRUPTED, true),
             Exit::Failed(_) => (EXIT_FAILED, true),
-            Exit::RootEnded(code) => (*code, false),
+            Exit::Said(code) => (*code, false),
         };
     }
     match e.downcast_ref::<MapError>() {
@@ -169,22 +169,35 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::from(EXIT_OK),
-        Err(e) => {
-            let (code, speak) = exit_code(&e);
-            if code == EXIT_USAGE {
-                if !quiet_rank {
-                    eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
-                }
-            } else if speak {
-                let text = match code {
-                    EXIT_RUNTIME => format!("error (rank {}): {e:#}", rank.unwrap_or(0)),
-                    _ => format!("{e:#}"),
-                };
-                eprintln!("hpcmap: {text}");
-            }
-            ExitCode::from(code)
-        }
+        Err(e) => ExitCode::from(say(&e, rank.unwrap_or(0))),
     }
+}
+
+/// Says on stderr why a command failed, as rank `rank` should (a usage
+/// error once, by rank 0; nothing for an error said already), and returns
+/// its exit code.
+pub fn say(e: &anyhow::Error, rank: usize) -> u8 {
+    let (code, speak) = exit_code(e);
+    if !speak {
+        return code;
+    }
+    if code == EXIT_USAGE {
+        if rank == 0 {
+            eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
+        }
+    } else if code == EXIT_RUNTIME {
+        eprintln!("hpcmap: error (rank {rank}): {e:#}");
+    } else {
+        eprintln!("hpcmap: {e:#}");
+    }
+    code
+}
+
+/// A mapping command's end, said while its pool is alive: MPI_Finalize
+/// waits for every rank, so a rank that would exit non-zero first cannot
+/// get the others killed before the root has said why.
+fn said(result: anyhow::Result<()>, pool: &Pool) -> anyhow::Result<()> {
+    result.map_err(|e| Exit::Said(say(&e, pool.rank())).into())
 }
 
 /// Runs the parsed command.
@@ -200,23 +213,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             let config = args.validate().map_err(Exit::Usage)?;
             let pool = start(config.settings.threads)?;
-            workloads::dispatch(
+            let result = workloads::dispatch(
                 &config.workload,
                 RunBuiltin {
                     pool: &pool,
                     config: &config,
                 },
-            )
+            );
+            said(result, &pool)
         }
         Command::Exec(args) => {
             let (settings, job) = exec::UserJob::exec(args).map_err(Exit::Usage)?;
             let pool = start(settings.threads)?;
-            job::run(&pool, &settings, &job)
+            said(job::run(&pool, &settings, &job), &pool)
         }
         Command::Pipe(args) => {
             let (settings, job) = exec::UserJob::pipe(args).map_err(Exit::Usage)?;
             let pool = start(settings.threads)?;
-            job::run(&pool, &settings, &job)
+            said(job::run(&pool, &settings, &job), &pool)
         }
         Command::Bench(bench) => bench::run(&bench, start),
         // Reading records needs no MPI: no Pool, no mpirun.
@@ -324,7 +338,7 @@ mod tests {
         assert_eq!(code(Exit::Skipped(3).into()), 4);
         assert_eq!(code(Exit::Interrupted("x".into()).into()), 75);
         assert_eq!(code(Exit::Failed("x".into()).into()), 3);
-        assert_eq!(exit_code(&Exit::RootEnded(2).into()), (2, false));
+        assert_eq!(exit_code(&Exit::Said(2).into()), (2, false));
         assert_eq!(code(MapError::RootFailed.into()), 1);
         assert!(
             !exit_code(&MapError::RootFailed.into()).1,

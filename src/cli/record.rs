@@ -94,7 +94,8 @@ pub struct RunRecord {
     #[serde(default)]
     pub root_peak_rss: Option<u64>,
     /// Items that failed and were left out (`--on-error skip`); their
-    /// `index` counts from the map's first item (of its part) at 0.
+    /// `index` counts from the map's first item (of its part) at 0: the
+    /// report names one `first_number + index`.
     #[serde(default)]
     pub skipped: Vec<ItemFailure>,
     /// The number reports give the map's item 0, so an item is named as the
@@ -102,7 +103,7 @@ pub struct RunRecord {
     /// workloads (non-zero with `--part`), and for `exec` and `pipe` its
     /// `{#}`, joblog Seq and line number, which count from 1.
     #[serde(default)]
-    pub first_item: u64,
+    pub first_number: u64,
     /// Items taken from the journal of an earlier, interrupted run (`--resume`).
     #[serde(default)]
     pub resumed_items: u64,
@@ -159,7 +160,7 @@ impl RunRecord {
             model: None,
             root_peak_rss: peak_rss(),
             skipped: stats.skipped.clone(),
-            first_item: 0,
+            first_number: 0,
             resumed_items: 0,
         }
     }

@@ -278,14 +278,14 @@ impl Job for UserJob {
         Ok(match part {
             Some(part) => {
                 let range = part.range(crate::Source::len(&items));
-                let first = range.start;
-                (items.slice(range), first)
+                let offset = range.start;
+                (items.slice(range), offset)
             }
             None => (items, 0),
         })
     }
 
-    fn first_number(&self) -> u64 {
+    fn numbered_from(&self) -> u64 {
         1
     }
 
@@ -301,7 +301,7 @@ impl Job for UserJob {
         )
     }
 
-    fn task(&self, pool: &Pool, first: usize) -> anyhow::Result<UserTask> {
+    fn task(&self, pool: &Pool, offset: usize) -> anyhow::Result<UserTask> {
         let place = Where {
             rank: pool.rank(),
             size: pool.size(),
@@ -312,7 +312,7 @@ impl Job for UserJob {
                 template: template.clone(),
                 timeout: self.timeout,
                 place,
-                offset: first,
+                offset,
             }),
             Mode::Pipe(argv) => {
                 // Every worker first: a program that cannot start is an
@@ -333,7 +333,7 @@ impl Job for UserJob {
                 Ok(UserTask::Pipe {
                     workers,
                     place,
-                    offset: first,
+                    offset,
                     argv: argv.clone(),
                     timeout: self.timeout,
                     abort: self.abort,

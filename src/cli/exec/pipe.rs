@@ -142,8 +142,9 @@ impl Worker {
         how
     }
 
-    /// Maps a run of items, the first with index `first`: one answer line
-    /// per item (without its newline), or why the item failed.
+    /// Maps a run of items, the first with index `first` in the whole input
+    /// (for stderr tags): one answer line per item (without its newline),
+    /// or why the item failed.
     pub fn map_run(&mut self, first: usize, items: &[Item]) -> Vec<Outcome> {
         let mut results = self.pipelined(first, items);
         if results.iter().all(Option::is_some) {
@@ -170,7 +171,7 @@ impl Worker {
             .pipelined(index, std::slice::from_ref(item))
             .pop()
             .flatten()
-            .unwrap_or_else(|| Err("interrupted".into()));
+            .unwrap_or_else(|| Err(UNMAPPED.into()));
         match (result, self.settle()) {
             (Ok(_), Settled::Extra) => {
                 self.kill();
@@ -181,7 +182,8 @@ impl Worker {
     }
 
     /// Sends the items ahead and reads their answers; `None` for items left
-    /// unanswered by a walltime signal.
+    /// unanswered by a walltime signal, or after a failed item under
+    /// [`Spec::stop_at_failure`].
     fn pipelined(&mut self, first: usize, items: &[Item]) -> Vec<Option<Outcome>> {
         let mut results: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut sent: Vec<(f64, Instant)> = vec![(0.0, Instant::now()); items.len()];
@@ -311,14 +313,16 @@ impl Worker {
                 } else {
                     format!("the worker ended ({how}) while mapping it")
                 };
-                if let Some(k) = in_flight.pop_front() {
+                let failed = in_flight.pop_front();
+                if let Some(k) = failed {
                     results[k] = Some(Err(format!("{why}{}", self.stderr.tail())));
                     // The items after it go to the new worker.
                     next = k + 1;
                 }
                 in_flight.clear();
                 pending.clear();
-                if self.spec.stop_at_failure {
+                // (A worker that ended with nothing in flight failed no item.)
+                if failed.is_some() && self.spec.stop_at_failure {
                     return results;
                 }
             }

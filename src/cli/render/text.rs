@@ -131,7 +131,7 @@ pub fn render(r: &RunRecord) -> String {
             let _ = writeln!(
                 o,
                 "  item {} on rank {} ({host}): {}",
-                r.first_item + f.index,
+                r.first_number + f.index,
                 f.rank,
                 f.message
             );

@@ -210,8 +210,8 @@ impl<'w, W: Workload> Job for Builtin<'w, W> {
         Ok(match part {
             Some(part) => {
                 let range = part.range(input.len());
-                let first = range.start;
-                (input.slice(range), first)
+                let offset = range.start;
+                (input.slice(range), offset)
             }
             None => (input, 0),
         })
@@ -236,7 +236,7 @@ impl<'w, W: Workload> Job for Builtin<'w, W> {
         )
     }
 
-    fn task(&self, _pool: &Pool, _first: usize) -> anyhow::Result<Self::Task> {
+    fn task(&self, _pool: &Pool, _offset: usize) -> anyhow::Result<Self::Task> {
         Ok(MapItem(self.workload))
     }
 
