@@ -384,22 +384,27 @@ fn map_and_report<J: Job>(
             Err(e) => failure = Some(e),
         }
     }
-    // Everyone learns whether the root is ready, so nobody waits in a
-    // collective the root will never enter, and with which exit code it
-    // ends: the launcher reports the first rank to exit non-zero, so every
-    // rank ends with the root's code (a usage error is 2 on all of them).
-    let code = failure.as_ref().map(|e| super::exit_code(e).0);
-    let code: Option<u8> = pool.broadcast(pool.is_root().then_some(&code));
-    if let Some(code) = code {
-        return Err(failure.unwrap_or_else(|| Exit::Said(code).into()));
-    }
+    // Everyone learns in one broadcast whether the root is ready, so nobody
+    // waits in a collective the root will never enter. Ready: where its
+    // input starts in the whole input, so every rank numbers items as the
+    // whole input does ({#} under --part). Not: its exit code, which every
+    // rank ends with (the launcher reports the first rank to exit non-zero;
+    // a usage error is 2 on all of them).
+    let ready: Result<usize, u8> = match (&prepared, &failure) {
+        (Some(p), _) => Ok(p.offset),
+        (None, Some(e)) => Err(super::exit_code(e).0),
+        (None, None) => Ok(0), // not the root: the root's value comes
+    };
+    let ready: Result<usize, u8> = pool.broadcast(pool.is_root().then_some(&ready));
+    let offset = match ready {
+        Ok(offset) => offset,
+        Err(code) => return Err(failure.unwrap_or_else(|| Exit::Said(code).into())),
+    };
     if let Some(p) = prepared.as_mut() {
         *status = p.status.take();
         let resumed = p.journal.as_ref().map_or(0, Journal::done_items);
         progress.start(p.input.len(), resumed, pool.size());
     }
-    // Every rank numbers items as the whole input does ({#} under --part).
-    let offset: usize = pool.broadcast(prepared.as_ref().map(|p| &p.offset));
     let first_number = offset as u64 + job.numbered_from();
     let task = start_task(pool, job, offset)?;
     // The root decides the deadline; every rank counts down on its own clock.

@@ -773,7 +773,7 @@ fn a_part_numbers_its_items_as_the_whole_input_does() {
     let r = run(&["a", "b", "c"], false);
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "4 x\n5 y\n"));
     let r = run(&["a", "b", "c", "d"], true);
-    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr.contains("written by a different run"),
         "{}",
